@@ -1,0 +1,80 @@
+//! Job payloads of the `lifecycle` account-lifecycle worker: the types a producer service
+//! depends on to hand work over, their validation and their stable names, without the worker.
+//!
+//! Every job carries the account it belongs to and the actor on whose behalf it runs.
+//!
+//! ```
+//! use lifecycle_jobs::{Actor, DeactivateSalesperson, Job};
+//!
+//! let job = DeactivateSalesperson {
+//!     account_id: 1,
+//!     user_id: 42,
+//!     actor: Actor::User(7),
+//!     reassign_contacts_to: None,
+//! };
+//! job.validate().unwrap();
+//! let json = serde_json::to_string(&job).unwrap();
+//! let back: DeactivateSalesperson = lifecycle_jobs::decode(&json).unwrap();
+//! assert_eq!(back, job);
+//! assert_eq!(DeactivateSalesperson::NAME, "user::deactivate_salesperson");
+//! ```
+
+mod actor;
+mod deactivate_salesperson;
+mod release_license;
+mod validation;
+
+pub use actor::Actor;
+pub use deactivate_salesperson::DeactivateSalesperson;
+pub use release_license::ReleaseLicense;
+pub use validation::InvalidPayload;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Payloads larger than this are refused before they are decoded.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// A kind of job: its payload type, its stable name and its validation.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Stable namespaced name, stored with every queued job; never renamed.
+    const NAME: &'static str;
+    /// The form used in URLs and on the command line (`deactivate-salesperson`).
+    const SLUG: &'static str;
+
+    /// The account (tenant) the job belongs to.
+    fn account_id(&self) -> i64;
+
+    /// Checks what can be checked without the database: ids, codes, formats.
+    fn validate(&self) -> Result<(), InvalidPayload>;
+}
+
+/// Every job kind this crate defines: its name and URL/CLI slug.
+pub const KINDS: &[(&str, &str)] = &[
+    (DeactivateSalesperson::NAME, DeactivateSalesperson::SLUG),
+    (ReleaseLicense::NAME, ReleaseLicense::SLUG),
+];
+
+/// Looks up a job kind's stable name from its slug (`deactivate-salesperson`) or its name.
+pub fn kind_name(slug_or_name: &str) -> Option<&'static str> {
+    KINDS
+        .iter()
+        .find(|(name, slug)| *slug == slug_or_name || *name == slug_or_name)
+        .map(|(name, _)| *name)
+}
+
+/// Decodes and validates a payload, refusing oversized, malformed or invalid input with the
+/// field at fault.
+pub fn decode<J: Job>(json: &str) -> Result<J, InvalidPayload> {
+    if json.len() > MAX_PAYLOAD_BYTES {
+        return Err(InvalidPayload::new(
+            "payload",
+            format!(
+                "is {} bytes, more than the limit of {MAX_PAYLOAD_BYTES}",
+                json.len()
+            ),
+        ));
+    }
+    let job: J = serde_json::from_str(json).map_err(InvalidPayload::from_json)?;
+    job.validate()?;
+    Ok(job)
+}

@@ -1,0 +1,52 @@
+//! ReleaseLicense (SPEC section 4): frees the seat of a `releasing` license whose time has
+//! come; a no-op otherwise.
+
+use lifecycle_jobs::{Actor, Job, ReleaseLicense};
+
+use super::{JobContext, JobError, Outcome};
+use crate::store::{audit, ledger, licenses};
+
+pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, JobError> {
+    let mut tx = ctx.store.begin().await?;
+    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let license = licenses::find(&mut tx, job.license_id)
+        .await?
+        .filter(|license| license.account_id == job.account_id)
+        .ok_or_else(|| {
+            JobError::NotFound(format!(
+                "license {} does not exist in account {}",
+                job.license_id, job.account_id
+            ))
+        })?;
+    let now = ctx.clock.now();
+    let outcome = match (license.state.as_str(), license.release_at) {
+        ("releasing", Some(release_at)) if release_at > now => {
+            // Fired early (clock skew between machines): try again when it is due.
+            return Err(JobError::NotYetDue(format!(
+                "license {} is not due for release until {release_at}",
+                license.id
+            )));
+        }
+        ("releasing", _) => {
+            licenses::release_if_due(&mut tx, license.id, now).await?;
+            let stamp = ctx.audit_stamp(job.account_id, Actor::System);
+            let detail = serde_json::json!({ "state": { "from": "releasing", "to": "released" } });
+            audit::record(
+                &mut tx,
+                &stamp,
+                "salesperson_license",
+                license.id,
+                "released",
+                &detail.to_string(),
+            )
+            .await?;
+            Outcome::Applied
+        }
+        (state, _) => Outcome::NothingToDo(format!("license {} is {state}", license.id)),
+    };
+    ledger::mark_applied(&mut tx, ctx.job_id, ReleaseLicense::NAME, now).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,164 @@
+//! The `lifecycle` command line: run the workers, migrate, enqueue, inspect jobs, demo.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use lifecycle::clock::Clock;
+use lifecycle::config::Settings;
+use lifecycle::queue::{EnqueueRequest, worker};
+use lifecycle::store::ledger;
+use lifecycle::{App, demo, http};
+use lifecycle_jobs::{Actor, DeactivateSalesperson, Job};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "lifecycle",
+    version,
+    about = "Account-lifecycle worker and scheduler of a multi-tenant sales CRM"
+)]
+struct Cli {
+    /// A TOML file layered over config/default.toml.
+    #[arg(long, global = true, env = "LIFECYCLE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the workers and the HTTP server until SIGINT/SIGTERM.
+    Run {
+        /// Worker loops in this process (each runs `queue.concurrency` jobs at once).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// Create or update the database schema.
+    Migrate,
+    /// Queue a job.
+    Enqueue {
+        #[command(subcommand)]
+        job: EnqueueCommand,
+        /// The same key twice enqueues once.
+        #[arg(long, global = true)]
+        idempotency_key: Option<String>,
+    },
+    /// Inspect the job ledger.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Create a demo account, deactivate a salesperson through the queue, show what changed.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum EnqueueCommand {
+    /// Remove a user's salesperson role; the user keeps platform access.
+    DeactivateSalesperson {
+        #[arg(long)]
+        account: i64,
+        #[arg(long)]
+        user: i64,
+        /// A user id, or "system".
+        #[arg(long)]
+        actor: String,
+        /// Give the contacts to this active user instead of applying the account policy.
+        #[arg(long)]
+        reassign_contacts_to: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// One job: state, attempts, last error.
+    Show { id: uuid::Uuid },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(&settings.log.filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli.command {
+        Command::Migrate => {
+            let app = App::start(settings, Clock::System).await?;
+            app.store.close().await;
+            eprintln!("migrations applied");
+        }
+        Command::Run { workers } => run(settings, workers).await?,
+        Command::Enqueue {
+            job,
+            idempotency_key,
+        } => {
+            let app = App::start(settings, Clock::System).await?;
+            let request = match job {
+                EnqueueCommand::DeactivateSalesperson {
+                    account,
+                    user,
+                    actor,
+                    reassign_contacts_to,
+                } => {
+                    let job = DeactivateSalesperson {
+                        account_id: account,
+                        user_id: user,
+                        actor: actor.parse::<Actor>()?,
+                        reassign_contacts_to,
+                    };
+                    job.validate()?;
+                    EnqueueRequest::for_job(&job, idempotency_key)?
+                }
+            };
+            let enqueued = app.queue.enqueue(request).await?;
+            println!("{}", enqueued.id);
+        }
+        Command::Jobs {
+            command: JobsCommand::Show { id },
+        } => {
+            let app = App::start(settings, Clock::System).await?;
+            let Some(job) = ledger::get(&app.store, id).await? else {
+                bail!("no job {id}");
+            };
+            println!("id:          {}", job.id);
+            println!("kind:        {}", job.kind);
+            println!("state:       {}", job.state);
+            println!("attempts:    {}/{}", job.attempts, job.max_attempts);
+            println!("last error:  {}", job.last_error.as_deref().unwrap_or("-"));
+            println!("payload:     {}", job.payload);
+        }
+        Command::Demo => {
+            let app = App::start(settings, Clock::System).await?;
+            let report = demo::run(app.clone()).await?;
+            print!("{}", report.table());
+            app.store.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn run(settings: Settings, workers: usize) -> anyhow::Result<()> {
+    let bind = settings.http.bind.clone();
+    let app = App::start(settings, Clock::System).await?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!(%bind, "listening");
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(Arc::clone(&app), listener, async move {
+        let _ = http_stopped.await;
+    }));
+    worker::run_until(app.clone(), workers, worker::shutdown_signal()).await?;
+    let _ = stop_http.send(());
+    server.await??;
+    app.store.close().await;
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! The queue: the ledger in the database records every accepted job; a transport carries
+//! it to the workers: the ledger table itself (`database`, the embedded default) or Redis
+//! Streams (`redis`, production). Workers are apalis 1.0 workers over either.
+
+pub mod redis;
+pub mod retry;
+pub mod worker;
+
+use std::time::Duration;
+
+use lifecycle_jobs::Job;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::{QueueBackend, QueueSettings};
+use crate::store::ledger::{self, ClaimedJob, NewJob};
+use crate::store::{Store, StoreError, Tx};
+use redis::{Message, RedisReader, RedisTransport};
+use retry::RetryPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("cannot encode a job: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// What a producer asks for.
+#[derive(Clone, Debug)]
+pub struct EnqueueRequest {
+    pub kind: &'static str,
+    pub account_id: Option<i64>,
+    pub payload: String,
+    pub idempotency_key: Option<String>,
+    /// When the job may run; `None`: now.
+    pub run_at_ms: Option<i64>,
+}
+
+impl EnqueueRequest {
+    pub fn for_job<J: Job>(job: &J, idempotency_key: Option<String>) -> Result<Self, QueueError> {
+        Ok(Self {
+            kind: J::NAME,
+            account_id: Some(job.account_id()),
+            payload: serde_json::to_string(job).map_err(QueueError::Encode)?,
+            idempotency_key,
+            run_at_ms: None,
+        })
+    }
+}
+
+/// The answer to an enqueue: the job's id, and whether this call created it (`false`: the
+/// idempotency key was already used, and `id` is that earlier job).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: Uuid,
+    pub created: bool,
+}
+
+/// Jobs recorded in a transaction that still have to reach the transport once it commits.
+#[derive(Debug, Default)]
+#[must_use = "push the jobs once the transaction has committed"]
+pub struct AfterCommit(Vec<(Message, i64)>);
+
+/// One job handed to a worker, with what the transport needs to settle it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub job: ClaimedJob,
+    /// The Redis stream entry carrying the job; `None` on the database transport.
+    pub entry_id: Option<String>,
+}
+
+/// How an attempt ended, as the queue needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptResult {
+    Succeeded,
+    /// Bad input or a guard's refusal: dead at once.
+    Permanent(String),
+    /// Infrastructure: retried with backoff until the attempts run out.
+    Transient(String),
+}
+
+#[derive(Clone, Debug)]
+enum Transport {
+    Database,
+    Redis(Box<RedisTransport>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Queue {
+    store: Store,
+    transport: Transport,
+    pub(crate) settings: QueueSettings,
+    policy: RetryPolicy,
+    clock: Clock,
+}
+
+impl Queue {
+    pub async fn connect(
+        store: Store,
+        settings: &QueueSettings,
+        clock: Clock,
+    ) -> Result<Self, QueueError> {
+        let transport = match settings.backend {
+            QueueBackend::Database => Transport::Database,
+            QueueBackend::Redis => Transport::Redis(Box::new(
+                RedisTransport::connect(
+                    settings.redis_url.expose(),
+                    &settings.namespace,
+                    Duration::from_secs(settings.visibility_timeout_secs),
+                )
+                .await?,
+            )),
+        };
+        Ok(Self {
+            store,
+            transport,
+            policy: RetryPolicy {
+                max_attempts: settings.max_attempts.max(1),
+                base: Duration::from_millis(settings.backoff_base_ms),
+                cap: Duration::from_secs(settings.backoff_cap_secs),
+            },
+            settings: settings.clone(),
+            clock,
+        })
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Records the job in the ledger (durably, before answering) and hands it to the
+    /// transport. The same idempotency key twice gives the same job, enqueued once.
+    pub async fn enqueue(&self, request: EnqueueRequest) -> Result<Enqueued, QueueError> {
+        let mut tx = self.store.begin().await?;
+        let (enqueued, after_commit) = self.enqueue_in(&mut tx, request).await?;
+        tx.commit().await?;
+        self.push(after_commit).await?;
+        Ok(enqueued)
+    }
+
+    /// Records the job in the caller's transaction: it exists only if that commits. Pass
+    /// the returned [`AfterCommit`] to [`Queue::push`] after the commit.
+    pub async fn enqueue_in(
+        &self,
+        tx: &mut Tx,
+        request: EnqueueRequest,
+    ) -> Result<(Enqueued, AfterCommit), QueueError> {
+        let now_ms = self.clock.now_ms();
+        let new_job = NewJob {
+            id: Uuid::now_v7(),
+            kind: request.kind.to_string(),
+            account_id: request.account_id,
+            payload: request.payload,
+            idempotency_key: request.idempotency_key,
+            max_attempts: self.policy.max_attempts as i32,
+            run_at_ms: request.run_at_ms.unwrap_or(now_ms),
+            created_at_ms: now_ms,
+        };
+        let (id, created) = ledger::insert(tx, &new_job).await?;
+        let mut after_commit = AfterCommit::default();
+        if created && matches!(self.transport, Transport::Redis(_)) {
+            after_commit.0.push((
+                Message {
+                    id,
+                    kind: new_job.kind,
+                    payload: new_job.payload,
+                    attempts: 0,
+                    max_attempts: new_job.max_attempts,
+                },
+                new_job.run_at_ms,
+            ));
+        }
+        Ok((Enqueued { id, created }, after_commit))
+    }
+
+    /// Hands committed jobs to the transport (a no-op on the database transport, where the
+    /// ledger row is the queue entry).
+    pub async fn push(&self, after_commit: AfterCommit) -> Result<(), QueueError> {
+        match &self.transport {
+            Transport::Database => Ok(()),
+            Transport::Redis(redis) => redis.push(&after_commit.0, self.clock.now_ms()).await,
+        }
+    }
+
+    /// A source of deliveries for one consumer.
+    pub async fn reader(&self, consumer: String) -> Result<Reader, QueueError> {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
+        let redis = match &self.transport {
+            Transport::Database => None,
+            Transport::Redis(redis) => Some(redis.reader(consumer.clone(), poll).await?),
+        };
+        Ok(Reader {
+            queue: self.clone(),
+            consumer,
+            redis,
+        })
+    }
+
+    /// Records how an attempt ended, and retries, finishes or buries the job.
+    pub async fn settle(
+        &self,
+        delivery: &Delivery,
+        result: &AttemptResult,
+    ) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        let job = &delivery.job;
+        let (error, permanent) = match result {
+            AttemptResult::Succeeded => {
+                ledger::mark_done(&self.store, job.id, job.attempts, now_ms).await?;
+                if let (Transport::Redis(redis), Some(entry)) =
+                    (&self.transport, &delivery.entry_id)
+                {
+                    redis.ack(std::slice::from_ref(entry)).await?;
+                }
+                return Ok(());
+            }
+            AttemptResult::Permanent(error) => (error, true),
+            AttemptResult::Transient(error) => (error, false),
+        };
+        let attempt = job.attempts.max(1);
+        let limit = RetryPolicy {
+            max_attempts: job.max_attempts.max(1) as u32,
+            ..self.policy
+        };
+        let retry_at_ms = if permanent {
+            None
+        } else {
+            limit
+                .delay_after(attempt as u32)
+                .map(|delay| now_ms + delay.as_millis() as i64)
+        };
+        ledger::mark_failed(
+            &self.store,
+            job.id,
+            attempt,
+            error,
+            permanent,
+            retry_at_ms,
+            now_ms,
+        )
+        .await?;
+        if let (Transport::Redis(redis), Some(entry)) = (&self.transport, &delivery.entry_id) {
+            match retry_at_ms {
+                Some(run_at_ms) => {
+                    let message = Message {
+                        id: job.id,
+                        kind: job.kind.clone(),
+                        payload: job.payload.clone(),
+                        attempts: attempt,
+                        max_attempts: job.max_attempts,
+                    };
+                    redis.retry_later(entry, &message, run_at_ms).await?;
+                }
+                None => redis.ack(std::slice::from_ref(entry)).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back what `consumer` claimed but did not finish (at shutdown), and what any
+    /// worker has held past the visibility timeout (it died). Redis takes over a dead
+    /// consumer's entries itself, in [`Reader::next_batch`].
+    pub async fn requeue_abandoned(&self, consumer: Option<&str>) -> Result<u64, QueueError> {
+        let stale_before =
+            self.clock.now_ms() - (self.settings.visibility_timeout_secs as i64) * 1000;
+        Ok(ledger::requeue_abandoned(&self.store, consumer, stale_before).await?)
+    }
+}
+
+/// Reads batches of deliveries for one consumer.
+pub struct Reader {
+    queue: Queue,
+    consumer: String,
+    redis: Option<RedisReader>,
+}
+
+impl Reader {
+    /// The next batch of at most `max` deliveries; empty when none came within the poll
+    /// interval.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let now_ms = self.queue.clock.now_ms();
+        match &mut self.redis {
+            None => {
+                let claimed =
+                    ledger::claim_due(&self.queue.store, &self.consumer, max as i64, now_ms)
+                        .await?;
+                if claimed.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(self.queue.settings.poll_interval_ms))
+                        .await;
+                }
+                Ok(claimed
+                    .into_iter()
+                    .map(|job| Delivery {
+                        job,
+                        entry_id: None,
+                    })
+                    .collect())
+            }
+            Some(reader) => {
+                let entries = reader.read(max, now_ms).await?;
+                Ok(entries
+                    .into_iter()
+                    .map(|entry| Delivery {
+                        job: ClaimedJob {
+                            id: entry.message.id,
+                            kind: entry.message.kind,
+                            payload: entry.message.payload,
+                            attempts: entry.message.attempts + 1,
+                            max_attempts: entry.message.max_attempts,
+                        },
+                        entry_id: Some(entry.entry_id),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+}

@@ -1,0 +1,283 @@
+//! The worker runtime: apalis 1.0 workers (`WorkerBuilder`, `Monitor`, its layers) over
+//! the project's own backend. The backend yields [`Delivery`]s from a [`Reader`] and, as
+//! its middleware, settles every attempt in the ledger and the transport.
+//!
+//! A transport error never reaches apalis (a backend error stops an apalis worker for
+//! good): the reader logs it and tries again with a growing pause.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::error::{AbortError, BoxDynError};
+use apalis_core::monitor::Monitor;
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::{RandomId, TaskId};
+use apalis_core::task::{ExecutionContext, Task};
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_core::worker::context::WorkerContext;
+use apalis_core::worker::ext::ack::{Acknowledge, AcknowledgeLayer};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt, stream};
+use tracing::Instrument;
+
+use super::{AttemptResult, Delivery, Queue, QueueError, Reader};
+use crate::App;
+use crate::handlers::{self, JobContext, JobError};
+
+/// The apalis backend over a [`Reader`].
+pub struct LedgerBackend {
+    queue: Queue,
+    deliveries: BoxStream<'static, Task<Delivery>>,
+}
+
+impl LedgerBackend {
+    pub fn new(reader: Reader, batch_size: usize) -> Self {
+        let queue = reader.queue.clone();
+        Self {
+            queue,
+            deliveries: deliveries(reader, batch_size).boxed(),
+        }
+    }
+}
+
+/// Deliveries one by one, fetched in batches; never ends, never fails.
+fn deliveries(
+    reader: Reader,
+    batch_size: usize,
+) -> impl futures_util::Stream<Item = Task<Delivery>> {
+    stream::unfold(
+        (reader, VecDeque::<Delivery>::new()),
+        move |(mut reader, mut buffered)| async move {
+            let mut pause = Duration::from_millis(100);
+            while buffered.is_empty() {
+                match reader.next_batch(batch_size).await {
+                    Ok(batch) => buffered.extend(batch),
+                    Err(error) => {
+                        tracing::warn!(error = %error, consumer = reader.consumer(), "queue unavailable, retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            let delivery = buffered.pop_front()?;
+            let task = TaskBuilder::new(delivery.clone())
+                .task_id(TaskId::from_string(delivery.job.id.to_string()))
+                .attempt(delivery.job.attempts.max(1) as usize)
+                .data(delivery)
+                .build();
+            Some((task, (reader, buffered)))
+        },
+    )
+}
+
+impl Backend for LedgerBackend {
+    type Task = Task<Delivery>;
+    type Error = QueueError;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+        self.deliveries.poll_next_unpin(cx).map(|task| task.map(Ok))
+    }
+
+    fn poll_close(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl BackendConfig for LedgerBackend {
+    type Args = Delivery;
+    type Id = RandomId;
+    type Kind = Ephemeral;
+    type Config = ();
+    type Layer = AcknowledgeLayer<Settle>;
+
+    fn config(&self) -> &Self::Config {
+        &()
+    }
+
+    fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
+        AcknowledgeLayer::new(Settle {
+            queue: self.queue.clone(),
+        })
+    }
+}
+
+/// Records how each attempt ended: done, retried later, or dead.
+#[derive(Clone)]
+pub struct Settle {
+    queue: Queue,
+}
+
+impl Acknowledge<()> for Settle {
+    type Error = QueueError;
+    type Future = BoxFuture<'static, Result<(), QueueError>>;
+
+    fn ack(&mut self, result: &Result<(), BoxDynError>, ctx: &ExecutionContext) -> Self::Future {
+        let attempt_result = match result {
+            Ok(()) => AttemptResult::Succeeded,
+            Err(error) => classify(error.as_ref()),
+        };
+        let delivery = ctx.data().get::<Delivery>().cloned();
+        let queue = self.queue.clone();
+        async move {
+            let Some(delivery) = delivery else {
+                return Ok(());
+            };
+            queue.settle(&delivery, &attempt_result).await
+        }
+        .boxed()
+    }
+}
+
+fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> AttemptResult {
+    if let Some(job_error) = error.downcast_ref::<JobError>() {
+        return job_error.to_attempt_result();
+    }
+    if error.downcast_ref::<AbortError>().is_some() {
+        // A panic, caught: a bug, not the input's fault for sure; retried, then dead.
+        return AttemptResult::Transient(format!("the handler panicked: {error}"));
+    }
+    AttemptResult::Transient(error.to_string())
+}
+
+/// Runs one delivery: the handler, inside a span that names the job.
+pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> {
+    let job = &delivery.job;
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        kind = %job.kind,
+        attempt = job.attempts,
+        account_id = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    async {
+        let ctx = JobContext {
+            store: &app.store,
+            queue: &app.queue,
+            clock: &app.clock,
+            job_id: job.id,
+        };
+        let result = handlers::run(&ctx, &job.kind, &job.payload).await;
+        match &result {
+            Ok(outcome) => tracing::info!(?outcome, "job finished"),
+            Err(error) if error.is_permanent() => {
+                tracing::warn!(error = %error, "job refused, not retried")
+            }
+            Err(error) => tracing::warn!(error = %error, "job failed, will retry"),
+        }
+        result.map(|_| ())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs `workers` apalis workers until `shutdown` resolves, then lets in-flight jobs finish
+/// within the configured timeout and puts back what was fetched but not started.
+pub async fn run_until<S>(app: Arc<App>, workers: usize, shutdown: S) -> Result<(), WorkerRunError>
+where
+    S: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let settings = app.queue.settings.clone();
+    let concurrency = settings.concurrency.max(1);
+    let batch_size = settings.batch_size.clamp(1, concurrency);
+    let process_name = format!("{}-{}", hostname(), std::process::id());
+
+    // Jobs a dead worker left claimed go back now rather than after a full timeout.
+    if let Err(error) = app.queue.requeue_abandoned(None).await {
+        tracing::warn!(%error, "could not requeue abandoned jobs at start");
+    }
+
+    let mut readers = Vec::new();
+    for index in 0..workers.max(1) {
+        readers.push(app.queue.reader(format!("{process_name}-{index}")).await?);
+    }
+    let consumers: Vec<String> = readers.iter().map(|r| r.consumer().to_string()).collect();
+    let readers = Arc::new(std::sync::Mutex::new(readers));
+
+    let factory_app = app.clone();
+    let monitor = Monitor::new()
+        .register(move |index| {
+            let reader = readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .expect("one reader per worker");
+            let app = factory_app.clone();
+            WorkerBuilder::new(format!("{process_name}-{index}"))
+                .backend(LedgerBackend::new(reader, batch_size))
+                .concurrency(concurrency)
+                .catch_panic()
+                .build(move |delivery: Delivery| {
+                    let app = app.clone();
+                    async move { process(app, delivery).await }
+                })
+        })
+        .shutdown_timeout(Duration::from_secs(settings.shutdown_timeout_secs));
+    let result = monitor.run_with_signal(shutdown).await;
+
+    for consumer in &consumers {
+        if let Err(error) = app.queue.requeue_abandoned(Some(consumer)).await {
+            tracing::warn!(%error, consumer, "could not put back fetched jobs at shutdown");
+        }
+    }
+    result.map_err(|error| WorkerRunError::Monitor(error.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerRunError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("worker monitor: {0}")]
+    Monitor(String),
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_string())
+}
+
+/// A future that resolves on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result,
+                _ = terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })
+}

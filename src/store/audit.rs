@@ -1,0 +1,60 @@
+//! The audit log: one row per change, naming the actor and the job.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{StoreError, Tx, execute};
+
+/// Who made a change and under which job, stamped on every audit row of that job.
+#[derive(Debug, Clone)]
+pub struct AuditStamp {
+    pub account_id: i64,
+    pub actor: String,
+    pub job_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn record(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    entity: &str,
+    entity_id: i64,
+    action: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        entity,
+        entity_id,
+        action,
+        detail,
+        stamp.at
+    )?;
+    Ok(())
+}
+
+/// Rows of the audit log, oldest first, for tests, the CLI and the demo.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub actor: String,
+    pub job_id: Option<Uuid>,
+    pub entity: String,
+    pub entity_id: i64,
+    pub action: String,
+    pub detail: String,
+}
+
+pub async fn for_job(tx: &mut Tx, job_id: Uuid) -> Result<Vec<AuditRow>, StoreError> {
+    super::fetch_all!(
+        tx,
+        AuditRow,
+        "SELECT actor, job_id, entity, entity_id, action, detail FROM audit_log
+          WHERE job_id = $1 ORDER BY id",
+        job_id
+    )
+}

@@ -1,0 +1,277 @@
+//! The job ledger: every accepted job with its state, attempts and errors, and the marker
+//! that a job's effects were applied. Times are epoch milliseconds.
+
+use uuid::Uuid;
+
+use super::{Dialect, Store, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
+
+/// The lifecycle of a ledger row.
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const DONE: &str = "done";
+    pub const DEAD: &str = "dead";
+}
+
+/// A job to record in the ledger.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub payload: String,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: i32,
+    pub run_at_ms: i64,
+    pub created_at_ms: i64,
+}
+
+/// A job as the queue hands it to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: Uuid,
+    pub kind: String,
+    pub payload: String,
+    /// The attempt now starting, from 1.
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// A ledger row, for `jobs show`, the API and tests.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRecord {
+    pub id: Uuid,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub payload: String,
+    pub idempotency_key: Option<String>,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at_ms: i64,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// Records `job` as queued. With an idempotency key already used, records nothing and
+/// returns the id of the job that holds the key, with `false`.
+pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Uuid, bool), StoreError> {
+    if let Some(key) = &job.idempotency_key {
+        let existing: Option<(Uuid,)> = fetch_optional!(
+            tx,
+            (Uuid,),
+            "SELECT id FROM jobs WHERE idempotency_key = $1",
+            key.as_str()
+        )?;
+        if let Some((id,)) = existing {
+            return Ok((id, false));
+        }
+    }
+    let changed = execute!(
+        tx,
+        "INSERT INTO jobs (id, kind, account_id, payload, idempotency_key, state, attempts,
+                           max_attempts, run_at_ms, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+        job.id,
+        job.kind.as_str(),
+        job.account_id,
+        job.payload.as_str(),
+        job.idempotency_key.as_deref(),
+        job.max_attempts,
+        job.run_at_ms,
+        job.created_at_ms
+    )?;
+    if changed == 1 {
+        return Ok((job.id, true));
+    }
+    // Lost a race for the key to a concurrent insert: report the winner.
+    let (id,): (Uuid,) = fetch_optional!(
+        tx,
+        (Uuid,),
+        "SELECT id FROM jobs WHERE idempotency_key = $1",
+        job.idempotency_key.as_deref()
+    )?
+    .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+    Ok((id, false))
+}
+
+/// Claims up to `limit` due jobs for `worker`, oldest due first, counting the attempt.
+/// This is the embedded queue's fetch; on PostgreSQL concurrent workers skip each other's
+/// rows.
+pub async fn claim_due(
+    store: &Store,
+    worker: &str,
+    limit: i64,
+    now_ms: i64,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    let mut tx = store.begin().await?;
+    let claimed = match tx.dialect() {
+        Dialect::Postgres => fetch_all!(
+            &mut tx,
+            ClaimedJob,
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                             attempts = attempts + 1
+              WHERE id IN (SELECT id FROM jobs
+                            WHERE state = 'queued' AND run_at_ms <= $2
+                            ORDER BY run_at_ms, id LIMIT $3
+                            FOR UPDATE SKIP LOCKED)
+              RETURNING id, kind, payload, attempts, max_attempts",
+            worker,
+            now_ms,
+            limit
+        )?,
+        Dialect::Sqlite => fetch_all!(
+            &mut tx,
+            ClaimedJob,
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                             attempts = attempts + 1
+              WHERE id IN (SELECT id FROM jobs
+                            WHERE state = 'queued' AND run_at_ms <= $2
+                            ORDER BY run_at_ms, id LIMIT $3)
+              RETURNING id, kind, payload, attempts, max_attempts",
+            worker,
+            now_ms,
+            limit
+        )?,
+    };
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// The job finished: its effects are applied (or it was a no-op).
+pub async fn mark_done(
+    store: &Store,
+    id: Uuid,
+    attempt: i32,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    execute!(
+        &mut tx,
+        "UPDATE jobs SET state = 'done', finished_at_ms = $2, locked_by = NULL, attempts = $3
+          WHERE id = $1",
+        id,
+        now_ms,
+        attempt
+    )?;
+    tx.commit().await
+}
+
+/// An attempt failed. With `retry_at_ms` the job is queued again for then; without, it is
+/// dead. The attempt's error joins the job's history either way.
+pub async fn mark_failed(
+    store: &Store,
+    id: Uuid,
+    attempt: i32,
+    error: &str,
+    permanent: bool,
+    retry_at_ms: Option<i64>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    execute!(
+        &mut tx,
+        "INSERT INTO job_attempt_errors (job_id, attempt, error, permanent, at_ms)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (job_id, attempt) DO UPDATE SET error = excluded.error,
+             permanent = excluded.permanent, at_ms = excluded.at_ms",
+        id,
+        attempt,
+        error,
+        permanent,
+        now_ms
+    )?;
+    match retry_at_ms {
+        Some(run_at_ms) => execute!(
+            &mut tx,
+            "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL,
+                             locked_at_ms = NULL, last_error = $3, attempts = $4
+              WHERE id = $1",
+            id,
+            run_at_ms,
+            error,
+            attempt
+        )?,
+        None => execute!(
+            &mut tx,
+            "UPDATE jobs SET state = 'dead', finished_at_ms = $2, locked_by = NULL,
+                             last_error = $3, attempts = $4
+              WHERE id = $1",
+            id,
+            now_ms,
+            error,
+            attempt
+        )?,
+    };
+    tx.commit().await
+}
+
+/// Puts back jobs a worker claimed but never finished: its own (at shutdown, `worker`) or
+/// anyone's locked before `stale_before_ms` (a worker that died).
+pub async fn requeue_abandoned(
+    store: &Store,
+    worker: Option<&str>,
+    stale_before_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let changed = execute!(
+        &mut tx,
+        "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL
+          WHERE state = 'running' AND (locked_by = $1 OR locked_at_ms < $2)",
+        worker,
+        stale_before_ms
+    )?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+pub async fn get(store: &Store, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+    let mut tx = store.begin().await?;
+    let record = fetch_optional!(
+        &mut tx,
+        JobRecord,
+        "SELECT id, kind, account_id, payload, idempotency_key, state, attempts, max_attempts,
+                run_at_ms, last_error, created_at_ms, finished_at_ms
+           FROM jobs WHERE id = $1",
+        id
+    )?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// How many jobs are in each state.
+pub async fn count_in_state(store: &Store, state: &str) -> Result<i64, StoreError> {
+    let mut tx = store.begin().await?;
+    let count = fetch_scalar!(&mut tx, "SELECT COUNT(*) FROM jobs WHERE state = $1", state)?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Whether the effects of `job_id` were already committed.
+pub async fn already_applied(tx: &mut Tx, job_id: Uuid) -> Result<bool, StoreError> {
+    let count: i64 = fetch_scalar!(
+        tx,
+        "SELECT COUNT(*) FROM applied_jobs WHERE job_id = $1",
+        job_id
+    )?;
+    Ok(count > 0)
+}
+
+/// Marks the effects of `job_id` as applied, in the transaction that applies them.
+pub async fn mark_applied(
+    tx: &mut Tx,
+    job_id: Uuid,
+    kind: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO applied_jobs (job_id, kind, applied_at) VALUES ($1, $2, $3)",
+        job_id,
+        kind,
+        at
+    )?;
+    Ok(())
+}

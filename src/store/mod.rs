@@ -1,0 +1,253 @@
+//! The system of record: PostgreSQL in production, an SQLite file embedded. Both run the
+//! same statements (written once, in the common dialect, with `$n` parameters) through
+//! [`Store`] and [`Tx`]; where the dialects differ a statement names both.
+//!
+//! Every statement is parameterized; nothing is formatted from input.
+
+pub mod accounts;
+pub mod audit;
+pub mod ledger;
+pub mod licenses;
+pub mod records;
+pub mod seed;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+/// Errors of the store: every one is an infrastructure failure, retried by the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (expected postgres:// or sqlite:): {0}")]
+    UnsupportedUrl(String),
+    #[error("cannot create the folder of the SQLite file {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Which SQL dialect a store speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A pool of connections to the system of record.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// One open transaction: a job's effects all commit here, or none do.
+pub enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite:path`), creating the SQLite file and its
+    /// folder when missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let path = options.get_filename();
+            if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                    path: folder.display().to_string(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Sqlite(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Store::Postgres(_) => Dialect::Postgres,
+            Store::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Applies the migrations of this store's dialect.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Sqlite(pool) => {
+                // Take the write lock up front: a deferred transaction that reads, then
+                // writes, fails with SQLITE_BUSY when another writer got there in between.
+                Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Postgres(pool) => pool.close().await,
+            Store::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let _: i64 = fetch_scalar!(&mut tx, "SELECT 1")?;
+        tx.rollback().await
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+}
+
+/// Hides the password of a connection URL, so it can be shown in errors and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:[redacted]{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Runs a statement on a [`Tx`], returning the number of rows it changed.
+macro_rules! execute {
+    ($tx:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let result: Result<u64, $crate::store::StoreError> = match $tx {
+            $crate::store::Tx::Postgres(tx) => sqlx::query($sql)$(.bind($bind))*
+                .execute(&mut **tx).await.map(|r| r.rows_affected()).map_err(Into::into),
+            $crate::store::Tx::Sqlite(tx) => sqlx::query($sql)$(.bind($bind))*
+                .execute(&mut **tx).await.map(|r| r.rows_affected()).map_err(Into::into),
+        };
+        result
+    }};
+}
+
+/// Fetches every row of a query on a [`Tx`] as `$row` (a `sqlx::FromRow` type).
+macro_rules! fetch_all {
+    ($tx:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let result: Result<Vec<$row>, $crate::store::StoreError> = match $tx {
+            $crate::store::Tx::Postgres(tx) => sqlx::query_as::<_, $row>($sql)$(.bind($bind))*
+                .fetch_all(&mut **tx).await.map_err(Into::into),
+            $crate::store::Tx::Sqlite(tx) => sqlx::query_as::<_, $row>($sql)$(.bind($bind))*
+                .fetch_all(&mut **tx).await.map_err(Into::into),
+        };
+        result
+    }};
+}
+
+/// Fetches at most one row of a query on a [`Tx`] as `$row`.
+macro_rules! fetch_optional {
+    ($tx:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let result: Result<Option<$row>, $crate::store::StoreError> = match $tx {
+            $crate::store::Tx::Postgres(tx) => sqlx::query_as::<_, $row>($sql)$(.bind($bind))*
+                .fetch_optional(&mut **tx).await.map_err(Into::into),
+            $crate::store::Tx::Sqlite(tx) => sqlx::query_as::<_, $row>($sql)$(.bind($bind))*
+                .fetch_optional(&mut **tx).await.map_err(Into::into),
+        };
+        result
+    }};
+}
+
+/// Fetches the single value of a one-row, one-column query on a [`Tx`].
+macro_rules! fetch_scalar {
+    ($tx:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        match $tx {
+            $crate::store::Tx::Postgres(tx) => sqlx::query_scalar($sql)$(.bind($bind))*
+                .fetch_one(&mut **tx).await.map_err($crate::store::StoreError::from),
+            $crate::store::Tx::Sqlite(tx) => sqlx::query_scalar($sql)$(.bind($bind))*
+                .fetch_one(&mut **tx).await.map_err($crate::store::StoreError::from),
+        }
+    }};
+}
+
+pub(crate) use {execute, fetch_all, fetch_optional, fetch_scalar};
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/crm"),
+            "postgres://app:[redacted]@db:5432/crm"
+        );
+        assert_eq!(
+            redact_url("postgres://root@127.0.0.1/test"),
+            "postgres://root@127.0.0.1/test"
+        );
+        assert_eq!(
+            redact_url("sqlite:var/lifecycle.db"),
+            "sqlite:var/lifecycle.db"
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! Inserting accounts, users and their records: for the demo, for tests, and for
+//! operators loading fixtures. Each function inserts one row and returns its id.
+
+use chrono::{DateTime, Utc};
+
+use super::{StoreError, Tx, execute, fetch_scalar};
+
+#[derive(Clone, Debug)]
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    pub time_zone: &'a str,
+    pub billing_anchor_day: i32,
+    /// `unassign` or `keep`.
+    pub contacts_policy: &'a str,
+}
+
+pub async fn account(
+    tx: &mut Tx,
+    account: &NewAccount<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO accounts (name, time_zone, billing_anchor_day, contacts_policy, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        account.name,
+        account.time_zone,
+        account.billing_anchor_day,
+        account.contacts_policy,
+        now
+    )
+}
+
+pub async fn role(
+    tx: &mut Tx,
+    account_id: i64,
+    name: &str,
+    rank: i32,
+    can_manage_users: bool,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO roles (account_id, name, rank, can_manage_users, is_admin)
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+        account_id,
+        name,
+        rank,
+        can_manage_users
+    )
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser<'a> {
+    pub account_id: i64,
+    pub role_id: i64,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub email: &'a str,
+    pub country: &'a str,
+    /// `pending`, `active`, `locked` or `deactivated`.
+    pub status: &'a str,
+}
+
+pub async fn user(tx: &mut Tx, user: &NewUser<'_>, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO users (account_id, role_id, first_name, last_name, email, country, status,
+                            confirmed_at, created_at, updated_at, password_changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8) RETURNING id",
+        user.account_id,
+        user.role_id,
+        user.first_name,
+        user.last_name,
+        user.email,
+        user.country,
+        user.status,
+        now
+    )
+}
+
+pub async fn license_pool(
+    tx: &mut Tx,
+    account_id: i64,
+    country: &str,
+    seats: i32,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO license_pools (account_id, country, seats) VALUES ($1, $2, $3)",
+        account_id,
+        country,
+        seats
+    )?;
+    Ok(())
+}
+
+pub async fn license(
+    tx: &mut Tx,
+    account_id: i64,
+    user_id: i64,
+    country: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO salesperson_licenses (account_id, user_id, country, state, created_at)
+         VALUES ($1, $2, $3, 'active', $4) RETURNING id",
+        account_id,
+        user_id,
+        country,
+        now
+    )
+}
+
+pub async fn team(
+    tx: &mut Tx,
+    account_id: i64,
+    name: &str,
+    leader_id: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO teams (account_id, name, leader_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        account_id,
+        name,
+        leader_id,
+        now
+    )
+}
+
+pub async fn team_member(
+    tx: &mut Tx,
+    team_id: i64,
+    user_id: i64,
+    joined_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
+        team_id,
+        user_id,
+        joined_at
+    )?;
+    Ok(())
+}
+
+pub async fn playbook(tx: &mut Tx, account_id: i64, name: &str) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO playbooks (account_id, name) VALUES ($1, $2) RETURNING id",
+        account_id,
+        name
+    )
+}
+
+pub async fn playbook_member(
+    tx: &mut Tx,
+    playbook_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO playbook_memberships (playbook_id, user_id, joined_at) VALUES ($1, $2, $3)",
+        playbook_id,
+        user_id,
+        now
+    )?;
+    Ok(())
+}
+
+pub async fn phone_number(
+    tx: &mut Tx,
+    account_id: i64,
+    country: &str,
+    number: &str,
+    active: bool,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO phone_numbers (account_id, country, number, active) VALUES ($1, $2, $3, $4) RETURNING id",
+        account_id,
+        country,
+        number,
+        active
+    )
+}
+
+pub async fn contact(
+    tx: &mut Tx,
+    account_id: i64,
+    assignee_id: Option<i64>,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO contacts (account_id, assignee_id, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        account_id,
+        assignee_id,
+        name,
+        now
+    )
+}
+
+pub async fn task(
+    tx: &mut Tx,
+    account_id: i64,
+    assignee_id: Option<i64>,
+    title: &str,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO tasks (account_id, assignee_id, title, state, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        account_id,
+        assignee_id,
+        title,
+        state,
+        now
+    )
+}
+
+pub async fn opportunity(
+    tx: &mut Tx,
+    account_id: i64,
+    owner_id: i64,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO opportunities (account_id, owner_id, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        account_id,
+        owner_id,
+        name,
+        now
+    )
+}
