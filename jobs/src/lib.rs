@@ -21,11 +21,13 @@
 
 mod actor;
 mod deactivate_salesperson;
+mod noop;
 mod release_license;
 mod validation;
 
 pub use actor::Actor;
 pub use deactivate_salesperson::DeactivateSalesperson;
+pub use noop::Noop;
 pub use release_license::ReleaseLicense;
 pub use validation::InvalidPayload;
 
@@ -52,6 +54,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub const KINDS: &[(&str, &str)] = &[
     (DeactivateSalesperson::NAME, DeactivateSalesperson::SLUG),
     (ReleaseLicense::NAME, ReleaseLicense::SLUG),
+    (Noop::NAME, Noop::SLUG),
 ];
 
 /// Looks up a job kind's stable name from its slug (`deactivate-salesperson`) or its name.

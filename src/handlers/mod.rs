@@ -4,7 +4,7 @@
 pub mod deactivate_salesperson;
 pub mod release_license;
 
-use lifecycle_jobs::{DeactivateSalesperson, InvalidPayload, Job, ReleaseLicense, decode};
+use lifecycle_jobs::{DeactivateSalesperson, InvalidPayload, Job, Noop, ReleaseLicense, decode};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -99,6 +99,11 @@ pub async fn run(ctx: &JobContext<'_>, kind: &str, payload: &str) -> Result<Outc
             let job: ReleaseLicense = decode(payload)?;
             record_span_fields(&job, None);
             release_license::run(ctx, &job).await
+        }
+        Noop::NAME => {
+            let job: Noop = decode(payload)?;
+            record_span_fields(&job, None);
+            Ok(Outcome::NothingToDo("noop".into()))
         }
         other => Err(JobError::UnknownKind(other.to_string())),
     }

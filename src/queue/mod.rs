@@ -141,6 +141,45 @@ impl Queue {
         Ok(enqueued)
     }
 
+    /// Records many jobs in one transaction, then hands them to the transport in one
+    /// round trip: for bulk producers and benchmarks.
+    pub async fn enqueue_batch(
+        &self,
+        requests: Vec<EnqueueRequest>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        let mut tx = self.store.begin().await?;
+        let mut enqueued = Vec::with_capacity(requests.len());
+        let mut pending = AfterCommit::default();
+        for request in requests {
+            let (one, after_commit) = self.enqueue_in(&mut tx, request).await?;
+            enqueued.push(one);
+            pending.0.extend(after_commit.0);
+        }
+        tx.commit().await?;
+        self.push(pending).await?;
+        Ok(enqueued)
+    }
+
+    /// Runs a finished or dead job again now, keeping its history: the dashboard's and
+    /// the CLI's retry, and a redelivery in tests. Its effects still apply at most once.
+    pub async fn retry_now(&self, job_id: Uuid) -> Result<bool, QueueError> {
+        let now_ms = self.clock.now_ms();
+        let Some(job) = ledger::requeue(&self.store, job_id, now_ms).await? else {
+            return Ok(false);
+        };
+        if let Transport::Redis(redis) = &self.transport {
+            let message = Message {
+                id: job.id,
+                kind: job.kind,
+                payload: job.payload,
+                attempts: job.attempts,
+                max_attempts: job.max_attempts,
+            };
+            redis.push(&[(message, now_ms)], now_ms).await?;
+        }
+        Ok(true)
+    }
+
     /// Records the job in the caller's transaction: it exists only if that commits. Pass
     /// the returned [`AfterCommit`] to [`Queue::push`] after the commit.
     pub async fn enqueue_in(

@@ -227,6 +227,28 @@ pub async fn requeue_abandoned(
     Ok(changed)
 }
 
+/// Queues a job again for `now_ms`, whatever its state; its attempts and errors stay.
+/// Returns the job, or `None` when there is no such job.
+pub async fn requeue(
+    store: &Store,
+    id: Uuid,
+    now_ms: i64,
+) -> Result<Option<ClaimedJob>, StoreError> {
+    let mut tx = store.begin().await?;
+    let job = fetch_optional!(
+        &mut tx,
+        ClaimedJob,
+        "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL, locked_at_ms = NULL,
+                         finished_at_ms = NULL
+          WHERE id = $1
+          RETURNING id, kind, payload, attempts, max_attempts",
+        id,
+        now_ms
+    )?;
+    tx.commit().await?;
+    Ok(job)
+}
+
 pub async fn get(store: &Store, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
     let mut tx = store.begin().await?;
     let record = fetch_optional!(

@@ -1,0 +1,329 @@
+//! The test harness: a fresh database (a PostgreSQL database cloned from a migrated
+//! template, or a new SQLite file) and a Redis namespace of its own per test, a worker on
+//! demand, and a clock the test sets.
+//!
+//! PostgreSQL and Redis must answer (`.ci/run` makes sure of it): a scenario never skips
+//! its production backend.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifecycle::App;
+use lifecycle::clock::Clock;
+use lifecycle::config::{QueueBackend, Secret, Settings};
+use lifecycle::queue::worker;
+use lifecycle::queue::{EnqueueRequest, Enqueued};
+use lifecycle::store::ledger::{self, JobRecord};
+use lifecycle::store::{Store, Tx};
+use uuid::Uuid;
+
+/// Which backends a scenario runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: SQLite store, queue in the same file.
+    Sqlite,
+    /// Production: PostgreSQL store, Redis Streams transport.
+    PostgresRedis,
+}
+
+/// Runs an async scenario `fn(Backend)` once per backend, as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario($crate::common::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_redis() {
+                    super::$scenario($crate::common::Backend::PostgresRedis).await
+                }
+            }
+        )+
+    };
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+/// The instant every test's clock starts at, unless it sets another.
+pub fn start_time() -> DateTime<Utc> {
+    "2026-03-10T12:00:00Z".parse().unwrap()
+}
+
+pub struct TestEnv {
+    pub backend: Backend,
+    pub app: Arc<App>,
+    pub clock: Clock,
+    cleanup: Cleanup,
+    worker: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { database: String, namespace: String },
+}
+
+impl TestEnv {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts with settings adjusted by `adjust` (retry limits, concurrency…).
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::load(None).expect("default settings load");
+        settings.queue.poll_interval_ms = 20;
+        settings.queue.backoff_base_ms = 10;
+        settings.queue.backoff_cap_secs = 1;
+        settings.queue.shutdown_timeout_secs = 10;
+        let namespace = format!("test-{}", Uuid::new_v4().simple());
+        settings.queue.namespace = namespace.clone();
+        let cleanup = match backend {
+            Backend::Sqlite => {
+                let folder = tempfile::tempdir().expect("temp dir");
+                let path = folder.path().join("lifecycle.db");
+                settings.database.url = Secret::new(format!("sqlite:{}", path.display()));
+                settings.queue.backend = QueueBackend::Database;
+                Cleanup::Sqlite(folder)
+            }
+            Backend::PostgresRedis => {
+                let database = fresh_postgres_database().await;
+                settings.database.url = Secret::new(database_url(&database));
+                settings.queue.backend = QueueBackend::Redis;
+                settings.queue.redis_url = Secret::new(redis_url());
+                Cleanup::Postgres {
+                    database,
+                    namespace,
+                }
+            }
+        };
+        adjust(&mut settings);
+        let clock = Clock::manual(start_time());
+        let app = App::start(settings, clock.clone())
+            .await
+            .unwrap_or_else(|error| panic!("{backend:?} backend must be reachable: {error}"));
+        TestEnv {
+            backend,
+            app,
+            clock,
+            cleanup,
+            worker: None,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    pub async fn tx(&self) -> Tx {
+        self.app.store.begin().await.expect("begin")
+    }
+
+    /// Starts one apalis worker in this process.
+    pub fn start_worker(&mut self) {
+        if self.worker.is_some() {
+            return;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = self.app.clone();
+        let handle = tokio::spawn(async move {
+            worker::run_until(app, 1, async move {
+                let _ = stopped.await;
+                Ok(())
+            })
+            .await
+            .expect("worker runs");
+        });
+        self.worker = Some((stop, handle));
+    }
+
+    pub async fn stop_worker(&mut self) {
+        if let Some((stop, handle)) = self.worker.take() {
+            let _ = stop.send(());
+            handle.await.expect("worker stops cleanly");
+        }
+    }
+
+    pub async fn enqueue(&self, request: EnqueueRequest) -> Enqueued {
+        self.app.queue.enqueue(request).await.expect("enqueue")
+    }
+
+    /// Enqueues, runs the worker, and waits until the job is done or dead.
+    pub async fn run_job(&mut self, request: EnqueueRequest) -> JobRecord {
+        let enqueued = self.enqueue(request).await;
+        self.wait_for(enqueued.id).await
+    }
+
+    /// Waits (with the worker running) until the job is done or dead.
+    pub async fn wait_for(&mut self, job_id: Uuid) -> JobRecord {
+        self.start_worker();
+        lifecycle::demo::wait_until_finished(&self.app, job_id, Duration::from_secs(60))
+            .await
+            .expect("the job finishes")
+    }
+
+    pub async fn job(&self, job_id: Uuid) -> JobRecord {
+        ledger::get(self.store(), job_id)
+            .await
+            .expect("ledger read")
+            .expect("the job is in the ledger")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.worker.take() {
+            let _ = stop.send(());
+            handle.abort();
+        }
+        if let Cleanup::Postgres {
+            database,
+            namespace,
+        } = &self.cleanup
+        {
+            let (database, namespace) = (database.clone(), namespace.clone());
+            // Drop runs inside the test's runtime: clean up from a thread of our own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    drop_postgres_database(&database).await;
+                    delete_redis_namespace(&namespace).await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn database_url(database: &str) -> String {
+    let base = postgres_url();
+    let cut = base.rfind('/').expect("a database url has a path");
+    format!("{}/{database}", &base[..cut])
+}
+
+/// A migrated template, made once per schema (its name carries a hash of the
+/// migrations), cloned for each test.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&postgres_url())
+        .await
+        .expect("PostgreSQL must answer at TEST_DATABASE_URL");
+    let template = format!("lifecycle_template_{:016x}", migrations_hash());
+    sqlx::query("SELECT pg_advisory_lock(7312)")
+        .execute(&mut admin)
+        .await
+        .expect("lock");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&template)
+        .fetch_optional(&mut admin)
+        .await
+        .expect("look up template");
+    if exists.is_none() {
+        let building = format!("{template}_building");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {building}"
+        )))
+        .execute(&mut admin)
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .execute(&mut admin)
+            .await
+            .expect("create template");
+        let store = Store::connect(&database_url(&building), 2)
+            .await
+            .expect("connect template");
+        store.migrate().await.expect("migrate template");
+        store.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("publish template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(7312)")
+        .execute(&mut admin)
+        .await
+        .expect("unlock");
+    let database = format!("lifecycle_test_{}", Uuid::new_v4().simple());
+    let mut tries = 0;
+    loop {
+        let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {database} TEMPLATE {template}"
+        )))
+        .execute(&mut admin)
+        .await;
+        match created {
+            Ok(_) => break,
+            // Two clones at the same instant: PostgreSQL refuses one; try again.
+            Err(_) if tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("create test database: {error}"),
+        }
+    }
+    database
+}
+
+async fn drop_postgres_database(database: &str) {
+    use sqlx::Connection;
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+    }
+}
+
+async fn delete_redis_namespace(namespace: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let prefix = format!("{{lifecycle:{namespace}}}");
+    for suffix in [":stream", ":delayed"] {
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(format!("{prefix}{suffix}"))
+            .query_async(&mut conn)
+            .await;
+    }
+}
+
+fn migrations_hash() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .expect("migrations folder")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in files {
+        file.file_name().hash(&mut hasher);
+        std::fs::read(&file)
+            .expect("read migration")
+            .hash(&mut hasher);
+    }
+    hasher.finish()
+}
