@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::{QueueBackend, QueueSettings};
-use crate::store::ledger::{self, ClaimedJob, NewJob};
+use crate::store::ledger::{self, ClaimedJob, NewJob, Settlement};
 use crate::store::{Store, StoreError, Tx};
 use redis::{Message, RedisReader, RedisTransport};
 use retry::RetryPolicy;
@@ -26,6 +26,8 @@ pub enum QueueError {
     Redis(#[from] ::redis::RedisError),
     #[error("cannot encode a job: {0}")]
     Encode(serde_json::Error),
+    #[error("could not record the outcome of the attempt: {0}")]
+    Settle(String),
 }
 
 /// What a producer asks for.
@@ -238,63 +240,67 @@ impl Queue {
         })
     }
 
-    /// Records how an attempt ended, and retries, finishes or buries the job.
-    pub async fn settle(
+    /// Records how a batch of attempts ended (one database transaction, one Redis round
+    /// trip), and finishes, retries or buries each job.
+    pub async fn settle_batch(
         &self,
-        delivery: &Delivery,
-        result: &AttemptResult,
+        attempts: &[(Delivery, AttemptResult)],
     ) -> Result<(), QueueError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
         let now_ms = self.clock.now_ms();
-        let job = &delivery.job;
-        let (error, permanent) = match result {
-            AttemptResult::Succeeded => {
-                ledger::mark_done(&self.store, job.id, job.attempts, now_ms).await?;
-                if let (Transport::Redis(redis), Some(entry)) =
-                    (&self.transport, &delivery.entry_id)
-                {
-                    redis.ack(std::slice::from_ref(entry)).await?;
-                }
-                return Ok(());
-            }
-            AttemptResult::Permanent(error) => (error, true),
-            AttemptResult::Transient(error) => (error, false),
-        };
-        let attempt = job.attempts.max(1);
-        let limit = RetryPolicy {
-            max_attempts: job.max_attempts.max(1) as u32,
-            ..self.policy
-        };
-        let retry_at_ms = if permanent {
-            None
-        } else {
-            limit
-                .delay_after(attempt as u32)
-                .map(|delay| now_ms + delay.as_millis() as i64)
-        };
-        ledger::mark_failed(
-            &self.store,
-            job.id,
-            attempt,
-            error,
-            permanent,
-            retry_at_ms,
-            now_ms,
-        )
-        .await?;
-        if let (Transport::Redis(redis), Some(entry)) = (&self.transport, &delivery.entry_id) {
-            match retry_at_ms {
-                Some(run_at_ms) => {
-                    let message = Message {
-                        id: job.id,
-                        kind: job.kind.clone(),
-                        payload: job.payload.clone(),
-                        attempts: attempt,
-                        max_attempts: job.max_attempts,
+        let mut settlements = Vec::with_capacity(attempts.len());
+        let mut acks = Vec::new();
+        let mut retries = Vec::new();
+        for (delivery, result) in attempts {
+            let job = &delivery.job;
+            let attempt = job.attempts.max(1);
+            let settlement = match result {
+                AttemptResult::Succeeded => Settlement::Done,
+                AttemptResult::Permanent(error) => Settlement::Failed {
+                    error: error.clone(),
+                    permanent: true,
+                    retry_at_ms: None,
+                },
+                AttemptResult::Transient(error) => {
+                    let limit = RetryPolicy {
+                        max_attempts: job.max_attempts.max(1) as u32,
+                        ..self.policy
                     };
-                    redis.retry_later(entry, &message, run_at_ms).await?;
+                    Settlement::Failed {
+                        error: error.clone(),
+                        permanent: false,
+                        retry_at_ms: limit
+                            .delay_after(attempt as u32)
+                            .map(|delay| now_ms + delay.as_millis() as i64),
+                    }
                 }
-                None => redis.ack(std::slice::from_ref(entry)).await?,
+            };
+            if let Some(entry) = &delivery.entry_id {
+                match &settlement {
+                    Settlement::Failed {
+                        retry_at_ms: Some(run_at_ms),
+                        ..
+                    } => retries.push((
+                        entry.clone(),
+                        Message {
+                            id: job.id,
+                            kind: job.kind.clone(),
+                            payload: job.payload.clone(),
+                            attempts: attempt,
+                            max_attempts: job.max_attempts,
+                        },
+                        *run_at_ms,
+                    )),
+                    _ => acks.push(entry.clone()),
+                }
             }
+            settlements.push((job.id, attempt, settlement));
+        }
+        ledger::settle_many(&self.store, &settlements, now_ms).await?;
+        if let Transport::Redis(redis) = &self.transport {
+            redis.settle(&acks, &retries).await?;
         }
         Ok(())
     }

@@ -141,42 +141,33 @@ impl RedisTransport {
         Ok(())
     }
 
-    /// Acknowledges and removes finished entries, so the stream stays small.
-    pub async fn ack(&self, entry_ids: &[String]) -> Result<(), QueueError> {
-        if entry_ids.is_empty() {
+    /// In one round trip: acknowledges and removes finished entries (so the stream stays
+    /// small), and moves entries to retry later into the delayed set.
+    pub async fn settle(
+        &self,
+        acks: &[String],
+        retries: &[(String, Message, i64)],
+    ) -> Result<(), QueueError> {
+        if acks.is_empty() && retries.is_empty() {
             return Ok(());
         }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (_, message, run_at_ms) in retries {
+            let encoded = serde_json::to_string(message).map_err(QueueError::Encode)?;
+            pipe.zadd(&self.keys.delayed, encoded, *run_at_ms).ignore();
+        }
+        let entries: Vec<&str> = acks
+            .iter()
+            .map(String::as_str)
+            .chain(retries.iter().map(|(entry, _, _)| entry.as_str()))
+            .collect();
+        pipe.xack(&self.keys.stream, GROUP, &entries)
+            .ignore()
+            .xdel(&self.keys.stream, &entries)
+            .ignore();
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .xack(&self.keys.stream, GROUP, entry_ids)
-            .ignore()
-            .xdel(&self.keys.stream, entry_ids)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Takes an entry off the stream and schedules its next attempt, atomically.
-    pub async fn retry_later(
-        &self,
-        entry_id: &str,
-        message: &Message,
-        run_at_ms: i64,
-    ) -> Result<(), QueueError> {
-        let encoded = serde_json::to_string(message).map_err(QueueError::Encode)?;
-        let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .zadd(&self.keys.delayed, encoded, run_at_ms)
-            .ignore()
-            .xack(&self.keys.stream, GROUP, &[entry_id])
-            .ignore()
-            .xdel(&self.keys.stream, &[entry_id])
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 

@@ -26,6 +26,7 @@ use apalis_core::worker::ext::ack::{Acknowledge, AcknowledgeLayer};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt, stream};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::{AttemptResult, Delivery, Queue, QueueError, Reader};
@@ -34,15 +35,14 @@ use crate::handlers::{self, JobContext, JobError};
 
 /// The apalis backend over a [`Reader`].
 pub struct LedgerBackend {
-    queue: Queue,
+    settle: Settle,
     deliveries: BoxStream<'static, Task<Delivery>>,
 }
 
 impl LedgerBackend {
-    pub fn new(reader: Reader, batch_size: usize) -> Self {
-        let queue = reader.queue.clone();
+    pub fn new(reader: Reader, batch_size: usize, settle: Settle) -> Self {
         Self {
-            queue,
+            settle,
             deliveries: deliveries(reader, batch_size).boxed(),
         }
     }
@@ -119,17 +119,19 @@ impl BackendConfig for LedgerBackend {
     }
 
     fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
-        AcknowledgeLayer::new(Settle {
-            queue: self.queue.clone(),
-        })
+        AcknowledgeLayer::new(self.settle.clone())
     }
 }
 
-/// Records how each attempt ended: done, retried later, or dead.
+/// Records how each attempt ended (done, retried later, or dead) through the
+/// [`Settler`], which writes them in batches; the acknowledgement completes once its batch
+/// is durable.
 #[derive(Clone)]
 pub struct Settle {
-    queue: Queue,
+    settler: mpsc::Sender<SettleRequest>,
 }
+
+type SettleRequest = (Delivery, AttemptResult, oneshot::Sender<Result<(), String>>);
 
 impl Acknowledge<()> for Settle {
     type Error = QueueError;
@@ -141,14 +143,53 @@ impl Acknowledge<()> for Settle {
             Err(error) => classify(error.as_ref()),
         };
         let delivery = ctx.data().get::<Delivery>().cloned();
-        let queue = self.queue.clone();
+        let settler = self.settler.clone();
         async move {
             let Some(delivery) = delivery else {
                 return Ok(());
             };
-            queue.settle(&delivery, &attempt_result).await
+            let (reply, settled) = oneshot::channel();
+            settler
+                .send((delivery, attempt_result, reply))
+                .await
+                .map_err(|_| QueueError::Settle("the settler has stopped".into()))?;
+            settled
+                .await
+                .map_err(|_| QueueError::Settle("the settler has stopped".into()))?
+                .map_err(QueueError::Settle)
         }
         .boxed()
+    }
+}
+
+/// Collects the outcomes of attempts and records them a batch at a time: whatever has
+/// arrived while the previous batch was being written, up to `MAX_SETTLE_BATCH`.
+pub struct Settler;
+
+const MAX_SETTLE_BATCH: usize = 512;
+
+impl Settler {
+    /// Starts the settler; it stops once every [`Settle`] handle is dropped, after writing
+    /// what it holds.
+    pub fn spawn(queue: Queue) -> (Settle, tokio::task::JoinHandle<()>) {
+        let (sender, mut requests) = mpsc::channel::<SettleRequest>(4 * MAX_SETTLE_BATCH);
+        let task = tokio::spawn(async move {
+            let mut batch: Vec<SettleRequest> = Vec::with_capacity(MAX_SETTLE_BATCH);
+            while requests.recv_many(&mut batch, MAX_SETTLE_BATCH).await > 0 {
+                let attempts: Vec<(Delivery, AttemptResult)> = batch
+                    .iter()
+                    .map(|(delivery, result, _)| (delivery.clone(), result.clone()))
+                    .collect();
+                let written = queue.settle_batch(&attempts).await;
+                if let Err(error) = &written {
+                    tracing::warn!(%error, jobs = attempts.len(), "could not record outcomes; the jobs will be delivered again");
+                }
+                for (_, _, reply) in batch.drain(..) {
+                    let _ = reply.send(written.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                }
+            }
+        });
+        (Settle { settler: sender }, task)
     }
 }
 
@@ -218,6 +259,7 @@ where
     let consumers: Vec<String> = readers.iter().map(|r| r.consumer().to_string()).collect();
     let readers = Arc::new(std::sync::Mutex::new(readers));
 
+    let (settle, settler) = Settler::spawn(app.queue.clone());
     let factory_app = app.clone();
     let monitor = Monitor::new()
         .register(move |index| {
@@ -228,7 +270,7 @@ where
                 .expect("one reader per worker");
             let app = factory_app.clone();
             WorkerBuilder::new(format!("{process_name}-{index}"))
-                .backend(LedgerBackend::new(reader, batch_size))
+                .backend(LedgerBackend::new(reader, batch_size, settle.clone()))
                 .concurrency(concurrency)
                 .catch_panic()
                 .build(move |delivery: Delivery| {
@@ -238,6 +280,13 @@ where
         })
         .shutdown_timeout(Duration::from_secs(settings.shutdown_timeout_secs));
     let result = monitor.run_with_signal(shutdown).await;
+    // The workers are gone with their handles; the settler writes what it holds and ends.
+    let settle_deadline = Duration::from_secs(settings.shutdown_timeout_secs + 5);
+    match tokio::time::timeout(settle_deadline, settler).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "the settler failed"),
+        Err(_) => tracing::error!("outcomes still unrecorded at exit; those jobs will run again"),
+    }
 
     for consumer in &consumers {
         if let Err(error) = app.queue.requeue_abandoned(Some(consumer)).await {

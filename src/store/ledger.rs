@@ -140,72 +140,95 @@ pub async fn claim_due(
     Ok(claimed)
 }
 
-/// The job finished: its effects are applied (or it was a no-op).
-pub async fn mark_done(
+/// How one attempt ended, as the ledger records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Its effects are applied (or it was a no-op).
+    Done,
+    /// The attempt failed; with `retry_at_ms` the job is queued again for then, without
+    /// it is dead. The error joins the job's history either way.
+    Failed {
+        error: String,
+        permanent: bool,
+        retry_at_ms: Option<i64>,
+    },
+}
+
+/// Records how many attempts ended, in one transaction: one commit for a whole batch of
+/// acknowledgements is what lets the queue go faster than the database commits.
+pub async fn settle_many(
     store: &Store,
-    id: Uuid,
-    attempt: i32,
+    settlements: &[(Uuid, i32, Settlement)],
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    execute!(
-        &mut tx,
-        "UPDATE jobs SET state = 'done', finished_at_ms = $2, locked_by = NULL, attempts = $3
-          WHERE id = $1",
-        id,
-        now_ms,
-        attempt
-    )?;
+    for (id, attempt, settlement) in settlements {
+        settle(&mut tx, *id, *attempt, settlement, now_ms).await?;
+    }
     tx.commit().await
 }
 
-/// An attempt failed. With `retry_at_ms` the job is queued again for then; without, it is
-/// dead. The attempt's error joins the job's history either way.
-pub async fn mark_failed(
-    store: &Store,
+async fn settle(
+    tx: &mut Tx,
     id: Uuid,
     attempt: i32,
-    error: &str,
-    permanent: bool,
-    retry_at_ms: Option<i64>,
+    settlement: &Settlement,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin().await?;
-    execute!(
-        &mut tx,
-        "INSERT INTO job_attempt_errors (job_id, attempt, error, permanent, at_ms)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (job_id, attempt) DO UPDATE SET error = excluded.error,
-             permanent = excluded.permanent, at_ms = excluded.at_ms",
-        id,
-        attempt,
-        error,
-        permanent,
-        now_ms
-    )?;
-    match retry_at_ms {
-        Some(run_at_ms) => execute!(
-            &mut tx,
-            "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL,
-                             locked_at_ms = NULL, last_error = $3, attempts = $4
-              WHERE id = $1",
-            id,
-            run_at_ms,
+    match settlement {
+        Settlement::Done => {
+            execute!(
+                tx,
+                "UPDATE jobs SET state = 'done', finished_at_ms = $2, locked_by = NULL,
+                                 attempts = $3
+                  WHERE id = $1",
+                id,
+                now_ms,
+                attempt
+            )?;
+        }
+        Settlement::Failed {
             error,
-            attempt
-        )?,
-        None => execute!(
-            &mut tx,
-            "UPDATE jobs SET state = 'dead', finished_at_ms = $2, locked_by = NULL,
-                             last_error = $3, attempts = $4
-              WHERE id = $1",
-            id,
-            now_ms,
-            error,
-            attempt
-        )?,
-    };
-    tx.commit().await
+            permanent,
+            retry_at_ms,
+        } => {
+            execute!(
+                tx,
+                "INSERT INTO job_attempt_errors (job_id, attempt, error, permanent, at_ms)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (job_id, attempt) DO UPDATE SET error = excluded.error,
+                     permanent = excluded.permanent, at_ms = excluded.at_ms",
+                id,
+                attempt,
+                error.as_str(),
+                *permanent,
+                now_ms
+            )?;
+            match retry_at_ms {
+                Some(run_at_ms) => execute!(
+                    tx,
+                    "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL,
+                                     locked_at_ms = NULL, last_error = $3, attempts = $4
+                      WHERE id = $1",
+                    id,
+                    *run_at_ms,
+                    error.as_str(),
+                    attempt
+                )?,
+                None => execute!(
+                    tx,
+                    "UPDATE jobs SET state = 'dead', finished_at_ms = $2, locked_by = NULL,
+                                     last_error = $3, attempts = $4
+                      WHERE id = $1",
+                    id,
+                    now_ms,
+                    error.as_str(),
+                    attempt
+                )?,
+            };
+        }
+    }
+    Ok(())
 }
 
 /// Puts back jobs a worker claimed but never finished: its own (at shutdown, `worker`) or

@@ -85,6 +85,7 @@ impl TestEnv {
 
     /// Starts with settings adjusted by `adjust` (retry limits, concurrency…).
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        init_tracing();
         let mut settings = Settings::load(None).expect("default settings load");
         settings.queue.poll_interval_ms = 20;
         settings.queue.backoff_base_ms = 10;
@@ -210,6 +211,17 @@ impl Drop for TestEnv {
             .join();
         }
     }
+}
+
+/// Logs through the test writer (shown for failing tests), `RUST_LOG` or warnings.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
 }
 
 fn database_url(database: &str) -> String {
