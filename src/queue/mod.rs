@@ -237,6 +237,7 @@ impl Queue {
             queue: self.clone(),
             consumer,
             redis,
+            last_requeue: None,
         })
     }
 
@@ -320,6 +321,8 @@ pub struct Reader {
     queue: Queue,
     consumer: String,
     redis: Option<RedisReader>,
+    /// When this reader last put back jobs of dead workers (database transport).
+    last_requeue: Option<std::time::Instant>,
 }
 
 impl Reader {
@@ -329,6 +332,18 @@ impl Reader {
         let now_ms = self.queue.clock.now_ms();
         match &mut self.redis {
             None => {
+                let every =
+                    Duration::from_secs(self.queue.settings.visibility_timeout_secs.max(4) / 4);
+                if self.last_requeue.is_none_or(|at| at.elapsed() >= every) {
+                    self.last_requeue = Some(std::time::Instant::now());
+                    let requeued = self.queue.requeue_abandoned(None).await?;
+                    if requeued > 0 {
+                        tracing::warn!(
+                            jobs = requeued,
+                            "took over jobs a dead worker left claimed"
+                        );
+                    }
+                }
                 let claimed =
                     ledger::claim_due(&self.queue.store, &self.consumer, max as i64, now_ms)
                         .await?;

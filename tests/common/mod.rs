@@ -177,6 +177,29 @@ impl TestEnv {
             .expect("the job finishes")
     }
 
+    /// Like [`TestEnv::wait_for`], moving the clock forward by `step` at every look, so
+    /// that retries scheduled for later come due.
+    pub async fn wait_for_with_clock_running(
+        &mut self,
+        job_id: Uuid,
+        step: chrono::Duration,
+    ) -> JobRecord {
+        self.start_worker();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let record = self.job(job_id).await;
+            if record.state == ledger::state::DONE || record.state == ledger::state::DEAD {
+                return record;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {job_id} did not finish"
+            );
+            self.clock.advance(step);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn job(&self, job_id: Uuid) -> JobRecord {
         ledger::get(self.store(), job_id)
             .await

@@ -1,0 +1,197 @@
+//! The queue's promises on both transports: permanent failures are not retried, transient
+//! ones are retried with growing delays up to the configured attempts, a worker that dies
+//! holding jobs loses none of them, and a Redis that lost its data keeps being consumed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestEnv};
+use lifecycle::queue::EnqueueRequest;
+use lifecycle::store::seed::{self, NewAccount, NewUser};
+use lifecycle_jobs::{Noop, ReleaseLicense};
+
+/// A license whose release is not due yet: ReleaseLicense fails transiently on it.
+async fn license_not_yet_due(env: &TestEnv) -> (i64, i64) {
+    let now = env.clock.now();
+    let mut tx = env.tx().await;
+    let account = seed::account(
+        &mut tx,
+        &NewAccount {
+            name: "Acme",
+            time_zone: "UTC",
+            billing_anchor_day: 1,
+            contacts_policy: "unassign",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let role = seed::role(&mut tx, account, "Rep", 1, false).await.unwrap();
+    let user = seed::user(
+        &mut tx,
+        &NewUser {
+            account_id: account,
+            role_id: role,
+            first_name: "Ana",
+            last_name: "Garcia",
+            email: "ana@acme.test",
+            country: "ES",
+            status: "active",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    seed::license_pool(&mut tx, account, "ES", 1).await.unwrap();
+    let license = seed::license(&mut tx, account, user, "ES", now)
+        .await
+        .unwrap();
+    lifecycle::store::licenses::start_releasing(&mut tx, license, now + chrono::Duration::days(30))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (account, license)
+}
+
+async fn transient_failures_retry_up_to_the_configured_attempts(backend: Backend) {
+    for max_attempts in [3, 6] {
+        let mut env = TestEnv::start_with(backend, |settings| {
+            settings.queue.max_attempts = max_attempts;
+            settings.queue.backoff_base_ms = 20;
+        })
+        .await;
+        let (account, license) = license_not_yet_due(&env).await;
+        let job = ReleaseLicense {
+            account_id: account,
+            license_id: license,
+        };
+        let enqueued = env
+            .enqueue(EnqueueRequest::for_job(&job, None).unwrap())
+            .await;
+        let record = env
+            .wait_for_with_clock_running(enqueued.id, chrono::Duration::milliseconds(5))
+            .await;
+        assert_eq!(record.state, "dead");
+        assert_eq!(
+            record.attempts, max_attempts as i32,
+            "exactly the configured attempts"
+        );
+        assert!(record.last_error.unwrap().contains("not due for release"));
+
+        let errors = attempt_errors(&env, record.id).await;
+        assert_eq!(errors.len(), max_attempts as usize, "one error per attempt");
+        assert!(errors.iter().all(|(_, permanent, _)| !permanent));
+        let attempts: Vec<i32> = errors.iter().map(|(attempt, _, _)| *attempt).collect();
+        assert_eq!(attempts, (1..=max_attempts as i32).collect::<Vec<_>>());
+        // Backoff: the pause before the last attempt is longer than before the second.
+        let times: Vec<i64> = errors.iter().map(|(_, _, at)| *at).collect();
+        let first_gap = times[1] - times[0];
+        let last_gap = times[times.len() - 1] - times[times.len() - 2];
+        assert!(last_gap > first_gap, "delays grow: {times:?}");
+    }
+}
+
+async fn attempt_errors(env: &TestEnv, job: uuid::Uuid) -> Vec<(i32, bool, i64)> {
+    let sql = "SELECT attempt, permanent, at_ms FROM job_attempt_errors WHERE job_id = $1 ORDER BY attempt";
+    match env.store() {
+        lifecycle::store::Store::Postgres(pool) => {
+            sqlx::query_as(sql).bind(job).fetch_all(pool).await.unwrap()
+        }
+        lifecycle::store::Store::Sqlite(pool) => {
+            sqlx::query_as(sql).bind(job).fetch_all(pool).await.unwrap()
+        }
+    }
+}
+
+async fn permanent_failures_are_not_retried(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let job = ReleaseLicense {
+        account_id: 1,
+        license_id: 424_242,
+    };
+    let record = env
+        .run_job(EnqueueRequest::for_job(&job, None).unwrap())
+        .await;
+    assert_eq!(record.state, "dead");
+    assert_eq!(record.attempts, 1);
+    assert!(
+        record
+            .last_error
+            .unwrap()
+            .contains("license 424242 does not exist")
+    );
+    let errors = attempt_errors(&env, record.id).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].0, errors[0].1), (1, true));
+}
+
+async fn jobs_held_by_a_dead_worker_are_taken_over(backend: Backend) {
+    let mut env = TestEnv::start_with(backend, |settings| {
+        settings.queue.visibility_timeout_secs = 1;
+    })
+    .await;
+    let payload = serde_json::to_string(&Noop { account_id: 1 }).unwrap();
+    let requests = (0..20)
+        .map(|_| EnqueueRequest {
+            kind: "system::noop",
+            account_id: Some(1),
+            payload: payload.clone(),
+            idempotency_key: None,
+            run_at_ms: None,
+        })
+        .collect();
+    let enqueued = env.app.queue.enqueue_batch(requests).await.unwrap();
+
+    // A worker claims every job and dies without finishing any.
+    let mut doomed = env.app.queue.reader("doomed-worker".into()).await.unwrap();
+    let mut claimed = 0;
+    while claimed < 20 {
+        claimed += doomed.next_batch(20).await.unwrap().len();
+    }
+    drop(doomed);
+
+    // Past the visibility timeout, another worker takes them over: none is lost.
+    env.clock.advance(chrono::Duration::seconds(2));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for job in enqueued {
+        let record = env.wait_for(job.id).await;
+        assert_eq!(record.state, "done");
+    }
+}
+
+async fn a_queue_wiped_while_running_keeps_being_consumed(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let noop = || EnqueueRequest::for_job(&Noop { account_id: 1 }, None).unwrap();
+    let first = env.run_job(noop()).await;
+    assert_eq!(first.state, "done");
+
+    if backend == Backend::PostgresRedis {
+        // Redis restarted empty: the stream and its consumer group are gone.
+        let client = redis::Client::open(common::redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!(
+                "{{lifecycle:{}}}*",
+                env.app.settings.queue.namespace
+            ))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty());
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let second = env.run_job(noop()).await;
+    assert_eq!(second.state, "done", "the consumer recovered");
+}
+
+on_both_backends!(
+    transient_failures_retry_up_to_the_configured_attempts,
+    permanent_failures_are_not_retried,
+    jobs_held_by_a_dead_worker_are_taken_over,
+    a_queue_wiped_while_running_keeps_being_consumed,
+);
