@@ -318,6 +318,42 @@ async fn fresh_postgres_database() -> String {
     database
 }
 
+/// A new, empty PostgreSQL database (no schema), dropped by the returned guard.
+pub async fn empty_postgres_database() -> EmptyDatabase {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&postgres_url())
+        .await
+        .expect("PostgreSQL must answer at TEST_DATABASE_URL");
+    let name = format!("lifecycle_test_{}", Uuid::new_v4().simple());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    EmptyDatabase {
+        url: database_url(&name),
+        name,
+    }
+}
+
+pub struct EmptyDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl Drop for EmptyDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(drop_postgres_database(&name));
+        })
+        .join();
+    }
+}
+
 async fn drop_postgres_database(database: &str) {
     use sqlx::Connection;
     if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {

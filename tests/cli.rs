@@ -1,0 +1,259 @@
+//! The `lifecycle` binary as an operator runs it: the README's demo on the embedded
+//! default, `migrate` on both databases, `enqueue` with good and bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use lifecycle::store::Store;
+
+fn lifecycle(folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
+    command
+        .current_dir(folder)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("LIFECYCLE_ENV")
+        .env("RUST_LOG", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The tables of SPEC section 3, the ledger and its companions.
+const TABLES: &[&str] = &[
+    "accounts",
+    "roles",
+    "role_permissions",
+    "users",
+    "user_warning_markers",
+    "user_permission_overrides",
+    "account_sweep_exemptions",
+    "license_pools",
+    "salesperson_licenses",
+    "teams",
+    "team_memberships",
+    "opportunities",
+    "contacts",
+    "tasks",
+    "playbooks",
+    "playbook_memberships",
+    "phone_numbers",
+    "access_tokens",
+    "integrations",
+    "subscriptions",
+    "email_blocklist",
+    "audit_log",
+    "jobs",
+    "job_attempt_errors",
+    "applied_jobs",
+];
+
+#[test]
+fn demo_runs_on_the_embedded_default_with_no_servers() {
+    let folder = tempfile::tempdir().unwrap();
+    // Point the servers' URLs at closed ports: the embedded default must not need them.
+    let output = lifecycle(
+        folder.path(),
+        &["demo"],
+        &[
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+            ("SMTP_URL", "smtp://127.0.0.1:1"),
+        ],
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains(": done after 1 attempt(s)"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("salesperson license")
+                && line.contains("active")
+                && line.ends_with("releasing")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("contacts assigned") && line.ends_with(" 0"))
+    );
+    assert!(stdout.contains("audit rows written: 8"), "{stdout}");
+    assert!(
+        folder.path().join("var/lifecycle.db").exists(),
+        "the SQLite file under ./var/"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_the_whole_model_on_sqlite() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = lifecycle(folder.path(), &["migrate"], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let url = format!(
+        "sqlite:{}",
+        folder.path().join("var/lifecycle.db").display()
+    );
+    let Store::Sqlite(pool) = Store::connect(&url, 1).await.unwrap() else {
+        unreachable!()
+    };
+    let tables: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let tables: Vec<String> = tables.into_iter().map(|(name,)| name).collect();
+    for table in TABLES {
+        assert!(
+            tables.contains(&table.to_string()),
+            "missing {table} in {tables:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_creates_the_whole_model_on_postgres() {
+    let database = common::empty_postgres_database().await;
+    let folder = tempfile::tempdir().unwrap();
+    let output = lifecycle(
+        folder.path(),
+        &["migrate"],
+        &[("DATABASE_URL", &database.url)],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let Store::Postgres(pool) = Store::connect(&database.url, 1).await.unwrap() else {
+        unreachable!()
+    };
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let tables: Vec<String> = tables.into_iter().map(|(name,)| name).collect();
+    for table in TABLES {
+        assert!(
+            tables.contains(&table.to_string()),
+            "missing {table} in {tables:?}"
+        );
+    }
+    // The rules the schema itself holds.
+    let indexes: Vec<(String,)> =
+        sqlx::query_as("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let indexes: Vec<String> = indexes.into_iter().map(|(name,)| name).collect();
+    for index in [
+        "users_account_email",
+        "salesperson_licenses_one_live",
+        "users_status_last_login",
+        "users_password_changed_at",
+        "salesperson_licenses_due",
+    ] {
+        assert!(
+            indexes.contains(&index.to_string()),
+            "missing index {index}"
+        );
+    }
+    pool.close().await;
+}
+
+#[test]
+fn enqueue_prints_the_job_id_and_refuses_bad_input_clearly() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "deactivate-salesperson",
+            "--account",
+            "1",
+            "--user",
+            "2",
+            "--actor",
+            "system",
+            "--idempotency-key",
+            "k-1",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let id = text(&output.stdout).trim().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id:?}");
+
+    let again = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "deactivate-salesperson",
+            "--account",
+            "1",
+            "--user",
+            "2",
+            "--actor",
+            "system",
+            "--idempotency-key",
+            "k-1",
+        ],
+        &[],
+    );
+    assert_eq!(text(&again.stdout).trim(), id, "same key, same job");
+
+    let show = lifecycle(folder.path(), &["jobs", "show", &id], &[]);
+    assert!(
+        text(&show.stdout).contains("state:       queued"),
+        "{}",
+        text(&show.stdout)
+    );
+
+    let bad_actor = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "deactivate-salesperson",
+            "--account",
+            "1",
+            "--user",
+            "2",
+            "--actor",
+            "root",
+        ],
+        &[],
+    );
+    assert!(!bad_actor.status.success());
+    let stderr = text(&bad_actor.stderr);
+    assert!(stderr.contains("invalid actor"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let bad_user = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "deactivate-salesperson",
+            "--account",
+            "1",
+            "--user",
+            "0",
+            "--actor",
+            "system",
+        ],
+        &[],
+    );
+    assert!(!bad_user.status.success());
+    assert!(
+        text(&bad_user.stderr).contains("invalid user_id"),
+        "{}",
+        text(&bad_user.stderr)
+    );
+}
