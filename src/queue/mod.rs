@@ -312,7 +312,11 @@ impl Queue {
     pub async fn requeue_abandoned(&self, consumer: Option<&str>) -> Result<u64, QueueError> {
         let stale_before =
             self.clock.now_ms() - (self.settings.visibility_timeout_secs as i64) * 1000;
-        Ok(ledger::requeue_abandoned(&self.store, consumer, stale_before).await?)
+        let mut requeued = ledger::requeue_abandoned(&self.store, consumer, stale_before).await?;
+        if let (Transport::Redis(redis), Some(consumer)) = (&self.transport, consumer) {
+            requeued += redis.release_pending(consumer).await?;
+        }
+        Ok(requeued)
     }
 }
 

@@ -191,6 +191,43 @@ impl RedisTransport {
         })
     }
 
+    /// Puts back on the stream the entries `consumer` read but never finished (fetched
+    /// ahead and not started when the worker stopped), so another consumer takes them now
+    /// rather than after the visibility timeout. Returns how many.
+    pub async fn release_pending(&self, consumer: &str) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut released = 0;
+        loop {
+            let options = StreamReadOptions::default()
+                .group(GROUP, consumer)
+                .count(PROMOTE_CHUNK);
+            let reply: Option<StreamReadReply> = conn
+                .xread_options(&[&self.keys.stream], &["0"], &options)
+                .await?;
+            let ids: Vec<redis::streams::StreamId> = reply
+                .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
+                .unwrap_or_default();
+            if ids.is_empty() {
+                return Ok(released);
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            let mut entry_ids = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(job) = id.get::<String>(FIELD) {
+                    pipe.xadd(&self.keys.stream, "*", &[(FIELD, job)]).ignore();
+                }
+                entry_ids.push(id.id.as_str());
+            }
+            pipe.xack(&self.keys.stream, GROUP, &entry_ids)
+                .ignore()
+                .xdel(&self.keys.stream, &entry_ids)
+                .ignore();
+            pipe.query_async::<()>(&mut conn).await?;
+            released += ids.len() as u64;
+        }
+    }
+
     /// Entries in the stream plus delayed jobs, for metrics and tests.
     pub async fn backlog(&self) -> Result<(u64, u64), QueueError> {
         let mut conn = self.conn.clone();

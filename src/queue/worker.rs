@@ -5,7 +5,6 @@
 //! A transport error never reaches apalis (a backend error stops an apalis worker for
 //! good): the reader logs it and tries again with a growing pause.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,56 +25,97 @@ use apalis_core::worker::ext::ack::{Acknowledge, AcknowledgeLayer};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt, stream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::{AttemptResult, Delivery, Queue, QueueError, Reader};
 use crate::App;
 use crate::handlers::{self, JobContext, JobError};
 
-/// The apalis backend over a [`Reader`].
+/// The apalis backend over a [`Fetcher`]'s deliveries.
 pub struct LedgerBackend {
     settle: Settle,
     deliveries: BoxStream<'static, Task<Delivery>>,
 }
 
 impl LedgerBackend {
-    pub fn new(reader: Reader, batch_size: usize, settle: Settle) -> Self {
+    pub fn new(deliveries: mpsc::Receiver<Delivery>, settle: Settle) -> Self {
         Self {
             settle,
-            deliveries: deliveries(reader, batch_size).boxed(),
+            deliveries: stream::unfold(deliveries, |mut deliveries| async move {
+                let delivery = deliveries.recv().await?;
+                let task = TaskBuilder::new(delivery.clone())
+                    .task_id(TaskId::from_string(delivery.job.id.to_string()))
+                    .attempt(delivery.job.attempts.max(1) as usize)
+                    .data(delivery)
+                    .build();
+                Some((task, deliveries))
+            })
+            .boxed(),
         }
     }
 }
 
-/// Deliveries one by one, fetched in batches; never ends, never fails.
-fn deliveries(
-    reader: Reader,
-    batch_size: usize,
-) -> impl futures_util::Stream<Item = Task<Delivery>> {
-    stream::unfold(
-        (reader, VecDeque::<Delivery>::new()),
-        move |(mut reader, mut buffered)| async move {
+/// Fetches deliveries in batches on a task of its own and hands them to a worker through
+/// a small channel.
+///
+/// A fetch is never abandoned halfway: an apalis worker stops polling its backend the
+/// moment it shuts down, and a claim cut off inside its transaction would hold the
+/// database's write lock (SQLite) or a connection until it timed out. Here every claim
+/// runs to its commit; the fetcher checks for the stop between batches, and whatever it
+/// claimed but no worker started is put back by consumer name at shutdown.
+pub struct Fetcher {
+    task: tokio::task::JoinHandle<()>,
+    consumer: String,
+}
+
+impl Fetcher {
+    /// Starts fetching until `stopped` turns true.
+    pub fn spawn(
+        mut reader: Reader,
+        batch_size: usize,
+        mut stopped: watch::Receiver<bool>,
+    ) -> (Self, mpsc::Receiver<Delivery>) {
+        let (deliveries, receiver) = mpsc::channel(batch_size.max(1));
+        let consumer = reader.consumer().to_string();
+        let task = tokio::spawn(async move {
             let mut pause = Duration::from_millis(100);
-            while buffered.is_empty() {
-                match reader.next_batch(batch_size).await {
-                    Ok(batch) => buffered.extend(batch),
+            while !*stopped.borrow() {
+                let batch = match reader.next_batch(batch_size).await {
+                    Ok(batch) => {
+                        pause = Duration::from_millis(100);
+                        batch
+                    }
                     Err(error) => {
-                        tracing::warn!(error = %error, consumer = reader.consumer(), "queue unavailable, retrying");
-                        tokio::time::sleep(pause).await;
+                        // Never reported to apalis: a backend error stops its worker.
+                        tracing::warn!(%error, consumer = reader.consumer(), "queue unavailable, retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stopped.changed() => {}
+                        }
                         pause = (pause * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                for delivery in batch {
+                    tokio::select! {
+                        sent = deliveries.send(delivery) => if sent.is_err() { return },
+                        _ = stopped.changed() => return,
                     }
                 }
             }
-            let delivery = buffered.pop_front()?;
-            let task = TaskBuilder::new(delivery.clone())
-                .task_id(TaskId::from_string(delivery.job.id.to_string()))
-                .attempt(delivery.job.attempts.max(1) as usize)
-                .data(delivery)
-                .build();
-            Some((task, (reader, buffered)))
-        },
-    )
+        });
+        (Self { task, consumer }, receiver)
+    }
+
+    /// Waits for the fetcher to stop (after its fetch under way commits); returns its
+    /// consumer name.
+    pub async fn stopped(self) -> String {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the fetcher failed");
+        }
+        self.consumer
+    }
 }
 
 impl Backend for LedgerBackend {
@@ -252,25 +292,37 @@ where
         tracing::warn!(%error, "could not requeue abandoned jobs at start");
     }
 
-    let mut readers = Vec::new();
+    // Fetching stops the moment the signal comes; in-flight jobs go on to finish.
+    let (stop_fetching, fetching_stopped) = watch::channel(false);
+    let stop_fetching = Arc::new(stop_fetching);
+    let stop_on_signal = stop_fetching.clone();
+    let shutdown = async move {
+        let result = shutdown.await;
+        stop_on_signal.send_replace(true);
+        result
+    };
+    let mut fetchers = Vec::new();
+    let mut channels = Vec::new();
     for index in 0..workers.max(1) {
-        readers.push(app.queue.reader(format!("{process_name}-{index}")).await?);
+        let reader = app.queue.reader(format!("{process_name}-{index}")).await?;
+        let (fetcher, deliveries) = Fetcher::spawn(reader, batch_size, fetching_stopped.clone());
+        fetchers.push(fetcher);
+        channels.push(deliveries);
     }
-    let consumers: Vec<String> = readers.iter().map(|r| r.consumer().to_string()).collect();
-    let readers = Arc::new(std::sync::Mutex::new(readers));
+    let channels = Arc::new(std::sync::Mutex::new(channels));
 
     let (settle, settler) = Settler::spawn(app.queue.clone());
     let factory_app = app.clone();
     let monitor = Monitor::new()
         .register(move |index| {
-            let reader = readers
+            let deliveries = channels
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pop()
-                .expect("one reader per worker");
+                .expect("one fetcher per worker");
             let app = factory_app.clone();
             WorkerBuilder::new(format!("{process_name}-{index}"))
-                .backend(LedgerBackend::new(reader, batch_size, settle.clone()))
+                .backend(LedgerBackend::new(deliveries, settle.clone()))
                 .concurrency(concurrency)
                 .catch_panic()
                 .build(move |delivery: Delivery| {
@@ -288,8 +340,11 @@ where
         Err(_) => tracing::error!("outcomes still unrecorded at exit; those jobs will run again"),
     }
 
-    for consumer in &consumers {
-        if let Err(error) = app.queue.requeue_abandoned(Some(consumer)).await {
+    // Also when the monitor ended on its own, without the signal.
+    stop_fetching.send_replace(true);
+    for fetcher in fetchers {
+        let consumer = fetcher.stopped().await;
+        if let Err(error) = app.queue.requeue_abandoned(Some(&consumer)).await {
             tracing::warn!(%error, consumer, "could not put back fetched jobs at shutdown");
         }
     }

@@ -129,7 +129,7 @@ impl Store {
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let _: i64 = fetch_scalar!(&mut tx, "SELECT 1")?;
+        let _: i64 = fetch_scalar!(&mut tx, "SELECT CAST(1 AS BIGINT)")?;
         tx.rollback().await
     }
 }
