@@ -172,42 +172,24 @@ async fn migrate_creates_the_whole_model_on_postgres() {
 #[test]
 fn enqueue_prints_the_job_id_and_refuses_bad_input_clearly() {
     let folder = tempfile::tempdir().unwrap();
-    let output = lifecycle(
-        folder.path(),
-        &[
-            "enqueue",
-            "deactivate-salesperson",
-            "--account",
-            "1",
-            "--user",
-            "2",
-            "--actor",
-            "system",
-            "--idempotency-key",
-            "k-1",
-        ],
-        &[],
-    );
+    let enqueue_with_key = [
+        "enqueue",
+        "deactivate-salesperson",
+        "--account",
+        "1",
+        "--user",
+        "2",
+        "--actor",
+        "system",
+        "--idempotency-key",
+        "k-1",
+    ];
+    let output = lifecycle(folder.path(), &enqueue_with_key, &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let id = text(&output.stdout).trim().to_string();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id:?}");
 
-    let again = lifecycle(
-        folder.path(),
-        &[
-            "enqueue",
-            "deactivate-salesperson",
-            "--account",
-            "1",
-            "--user",
-            "2",
-            "--actor",
-            "system",
-            "--idempotency-key",
-            "k-1",
-        ],
-        &[],
-    );
+    let again = lifecycle(folder.path(), &enqueue_with_key, &[]);
     assert_eq!(text(&again.stdout).trim(), id, "same key, same job");
 
     let show = lifecycle(folder.path(), &["jobs", "show", &id], &[]);

@@ -489,14 +489,36 @@ async fn contacts_moved_to_reassign_to(backend: Backend) {
 }
 
 async fn g5_refuses_reassigning_to_a_deactivated_user(backend: Backend) {
+    let job = |world: &World| DeactivateSalesperson {
+        reassign_contacts_to: Some(world.deactivated_user),
+        ..deactivation(world, Actor::User(world.admin))
+    };
+    refused_with_nothing_changed(backend, Options::default(), job, "not active").await;
+}
+
+async fn refused_with_nothing_changed(
+    backend: Backend,
+    options: Options,
+    job: impl FnOnce(&World) -> DeactivateSalesperson,
+    reason: &str,
+) {
     let mut env = TestEnv::start(backend).await;
-    let world = seed_world(&env, Options::default()).await;
-    let before = footprint(&env, world.ana).await;
-    let mut job = deactivation(&world, Actor::User(world.admin));
-    job.reassign_contacts_to = Some(world.deactivated_user);
-    let record = env.run_job(request(&job)).await;
-    assert_refused_with(&record, "not active");
-    assert_eq!(footprint(&env, world.ana).await, before);
+    let world = seed_world(&env, options).await;
+    let before = (
+        footprint(&env, world.ana).await,
+        footprint(&env, world.colleague).await,
+    );
+    let record = env.run_job(request(&job(&world))).await;
+    assert_refused_with(&record, reason);
+    let after = (
+        footprint(&env, world.ana).await,
+        footprint(&env, world.colleague).await,
+    );
+    assert_eq!(after, before, "nothing changed");
+    assert!(audit_rows(&env, record.id).await.is_empty());
+    let mut tx = env.tx().await;
+    assert_eq!(license(&mut tx, world.ana_license).await.state, "active");
+    tx.commit().await.unwrap();
 }
 
 fn assert_refused_with(record: &lifecycle::store::ledger::JobRecord, reason: &str) {
@@ -510,27 +532,16 @@ fn assert_refused_with(record: &lifecycle::store::ledger::JobRecord, reason: &st
 }
 
 async fn g3_refuses_the_last_license_of_a_country_with_phone_numbers(backend: Backend) {
-    let mut env = TestEnv::start(backend).await;
-    let world = seed_world(
-        &env,
-        Options {
-            colleague_has_license: false,
-            ..Options::default()
-        },
-    )
-    .await;
-    let before = footprint(&env, world.ana).await;
-    let record = env
-        .run_job(request(&deactivation(&world, Actor::User(world.admin))))
-        .await;
-    assert_eq!(record.last_error.as_deref(), Some(LAST_LICENSE_WITH_PHONES));
     assert_eq!(
         LAST_LICENSE_WITH_PHONES,
         "You must deactivate the phone numbers for this license's country before removing the last license in the country."
     );
-    assert_refused_with(&record, LAST_LICENSE_WITH_PHONES);
-    assert_eq!(footprint(&env, world.ana).await, before, "nothing changed");
-    assert!(audit_rows(&env, record.id).await.is_empty());
+    let options = Options {
+        colleague_has_license: false,
+        ..Options::default()
+    };
+    let job = |world: &World| deactivation(world, Actor::User(world.admin));
+    refused_with_nothing_changed(backend, options, job, LAST_LICENSE_WITH_PHONES).await;
 }
 
 async fn g3_allows_the_last_license_without_phone_numbers(backend: Backend) {
@@ -551,43 +562,31 @@ async fn g3_allows_the_last_license_without_phone_numbers(backend: Backend) {
 }
 
 async fn g4_refuses_an_actor_of_another_account(backend: Backend) {
-    let mut env = TestEnv::start(backend).await;
-    let world = seed_world(&env, Options::default()).await;
-    let before = footprint(&env, world.ana).await;
-    let record = env
-        .run_job(request(&deactivation(
-            &world,
-            Actor::User(world.other_account_admin),
-        )))
-        .await;
-    assert_refused_with(&record, "does not belong to account");
-    assert_eq!(footprint(&env, world.ana).await, before);
+    let job = |world: &World| deactivation(world, Actor::User(world.other_account_admin));
+    refused_with_nothing_changed(
+        backend,
+        Options::default(),
+        job,
+        "does not belong to account",
+    )
+    .await;
 }
 
 async fn g4_refuses_an_actor_who_may_not_manage_users(backend: Backend) {
-    let mut env = TestEnv::start(backend).await;
-    let world = seed_world(&env, Options::default()).await;
-    let before = footprint(&env, world.ana).await;
-    let record = env
-        .run_job(request(&deactivation(
-            &world,
-            Actor::User(world.rep_without_rights),
-        )))
-        .await;
-    assert_refused_with(&record, "not allowed to manage users");
-    assert_eq!(footprint(&env, world.ana).await, before);
+    let job = |world: &World| deactivation(world, Actor::User(world.rep_without_rights));
+    refused_with_nothing_changed(
+        backend,
+        Options::default(),
+        job,
+        "not allowed to manage users",
+    )
+    .await;
 }
 
 async fn g1_refuses_deactivating_a_higher_ranked_user(backend: Backend) {
-    let mut env = TestEnv::start(backend).await;
-    let world = seed_world(&env, Options::default()).await;
-    let before = footprint(&env, world.ana).await;
-    // The junior admin (rank 5) may manage users but Ana is a manager (rank 50).
-    let record = env
-        .run_job(request(&deactivation(&world, Actor::User(world.manager))))
-        .await;
-    assert_refused_with(&record, "ranks higher");
-    assert_eq!(footprint(&env, world.ana).await, before);
+    // The junior admin (rank 5) may manage users, but Ana is a manager (rank 50).
+    let job = |world: &World| deactivation(world, Actor::User(world.manager));
+    refused_with_nothing_changed(backend, Options::default(), job, "ranks higher").await;
 }
 
 async fn a_replay_changes_nothing(backend: Backend) {

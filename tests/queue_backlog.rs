@@ -7,9 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestEnv};
-use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::ledger;
-use lifecycle_jobs::Noop;
 
 const BACKLOG: usize = 100_000;
 const ENQUEUE_CHUNK: usize = 5_000;
@@ -21,17 +19,8 @@ async fn drains_a_100k_backlog_at_a_steady_rate(backend: Backend) {
         settings.database.max_connections = 16;
     })
     .await;
-    let payload = serde_json::to_string(&Noop { account_id: 1 }).unwrap();
     for _ in 0..BACKLOG / ENQUEUE_CHUNK {
-        let chunk = (0..ENQUEUE_CHUNK)
-            .map(|_| EnqueueRequest {
-                kind: "system::noop",
-                account_id: Some(1),
-                payload: payload.clone(),
-                idempotency_key: None,
-                run_at_ms: None,
-            })
-            .collect();
+        let chunk = common::noop_requests(ENQUEUE_CHUNK);
         env.app.queue.enqueue_batch(chunk).await.unwrap();
     }
     assert_eq!(

@@ -135,16 +135,7 @@ async fn jobs_held_by_a_dead_worker_are_taken_over(backend: Backend) {
         settings.queue.visibility_timeout_secs = 1;
     })
     .await;
-    let payload = serde_json::to_string(&Noop { account_id: 1 }).unwrap();
-    let requests = (0..20)
-        .map(|_| EnqueueRequest {
-            kind: "system::noop",
-            account_id: Some(1),
-            payload: payload.clone(),
-            idempotency_key: None,
-            run_at_ms: None,
-        })
-        .collect();
+    let requests = common::noop_requests(20);
     let enqueued = env.app.queue.enqueue_batch(requests).await.unwrap();
 
     // A worker claims every job and dies without finishing any.
@@ -199,3 +190,31 @@ on_both_backends!(
     jobs_held_by_a_dead_worker_are_taken_over,
     a_queue_wiped_while_running_keeps_being_consumed,
 );
+
+/// Redis only: an entry that is not a job of ours is removed, not delivered forever, and
+/// the jobs around it run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_stream_entry_is_removed_and_jobs_still_run() {
+    let mut env = TestEnv::start(Backend::PostgresRedis).await;
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{{lifecycle:{}}}:stream", env.app.settings.queue.namespace);
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("job")
+        .arg("{not a job")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let record = env
+        .run_job(EnqueueRequest::for_job(&Noop { account_id: 1 }, None).unwrap())
+        .await;
+    assert_eq!(record.state, "done");
+    let length: u64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(length, 0, "the foreign entry and the finished job are gone");
+}

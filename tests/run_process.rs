@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, TestEnv};
 use lifecycle::config::QueueBackend;
-use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::ledger;
-use lifecycle_jobs::Noop;
 
 const JOBS: usize = 3_000;
 
@@ -102,16 +100,7 @@ async fn count(env: &TestEnv, state: &str) -> i64 {
 
 async fn sigterm_drains_and_a_restart_finishes_the_rest(backend: Backend) {
     let env = TestEnv::start(backend).await;
-    let payload = serde_json::to_string(&Noop { account_id: 1 }).unwrap();
-    let requests = (0..JOBS)
-        .map(|_| EnqueueRequest {
-            kind: "system::noop",
-            account_id: Some(1),
-            payload: payload.clone(),
-            idempotency_key: None,
-            run_at_ms: None,
-        })
-        .collect();
+    let requests = common::noop_requests(JOBS);
     env.app.queue.enqueue_batch(requests).await.unwrap();
 
     let port = free_port();

@@ -260,7 +260,7 @@ impl RedisReader {
     /// visibility timeout / 4) takes over entries a dead consumer left pending, then reads
     /// new entries, blocking up to the configured time when there are none.
     pub async fn read(&mut self, count: usize, now_ms: i64) -> Result<Vec<Entry>, QueueError> {
-        let keys = &self.transport.keys;
+        let keys = self.transport.keys.clone();
         let _promoted: i64 = Script::new(PROMOTE)
             .key(&keys.delayed)
             .key(&keys.stream)
@@ -287,7 +287,7 @@ impl RedisReader {
                 )
                 .await
                 .map_err(|e| self.on_error(e))?;
-            let reclaimed = decode_entries(reply.claimed.into_iter());
+            let reclaimed = self.decode(reply.claimed).await?;
             if !reclaimed.is_empty() {
                 tracing::warn!(
                     count = reclaimed.len(),
@@ -306,9 +306,38 @@ impl RedisReader {
             .xread_options(&[&keys.stream], &[">"], &options)
             .await
             .map_err(|e| self.on_error(e))?;
-        Ok(reply
-            .map(|reply| decode_entries(reply.keys.into_iter().flat_map(|key| key.ids.into_iter())))
-            .unwrap_or_default())
+        let ids = reply
+            .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
+            .unwrap_or_default();
+        self.decode(ids).await
+    }
+
+    /// Decodes entries; one that is not a job of ours (written by hand, corrupt) is logged
+    /// and removed, so it is not delivered again forever. The ledger still holds every job
+    /// that was accepted, so nothing accepted is lost this way.
+    async fn decode(
+        &self,
+        ids: Vec<redis::streams::StreamId>,
+    ) -> Result<Vec<Entry>, QueueError> {
+        let mut entries = Vec::with_capacity(ids.len());
+        let mut unreadable = Vec::new();
+        for id in ids {
+            let raw: Option<String> = id.get(FIELD);
+            match raw.as_deref().map(serde_json::from_str::<Message>) {
+                Some(Ok(message)) => entries.push(Entry {
+                    entry_id: id.id,
+                    message,
+                }),
+                _ => {
+                    tracing::error!(entry = %id.id, "unreadable stream entry removed");
+                    unreadable.push(id.id);
+                }
+            }
+        }
+        if !unreadable.is_empty() {
+            self.transport.settle(&unreadable, &[]).await?;
+        }
+        Ok(entries)
     }
 
     /// After a Redis restart the group is gone (NOGROUP): recreate it in the background of
@@ -324,22 +353,4 @@ impl RedisReader {
         }
         error.into()
     }
-}
-
-fn decode_entries(ids: impl Iterator<Item = redis::streams::StreamId>) -> Vec<Entry> {
-    ids.filter_map(|id| {
-        let raw: Option<String> = id.get(FIELD);
-        match raw.as_deref().map(serde_json::from_str::<Message>) {
-            Some(Ok(message)) => Some(Entry {
-                entry_id: id.id,
-                message,
-            }),
-            _ => {
-                // Not ours or corrupt: the ledger still holds the job, so it is not lost.
-                tracing::error!(entry = %id.id, "unreadable stream entry skipped");
-                None
-            }
-        }
-    })
-    .collect()
 }

@@ -48,6 +48,20 @@ macro_rules! on_both_backends {
     };
 }
 
+/// `count` no-op jobs, ready to enqueue in one batch.
+pub fn noop_requests(count: usize) -> Vec<EnqueueRequest> {
+    let payload = serde_json::to_string(&lifecycle_jobs::Noop { account_id: 1 }).unwrap();
+    (0..count)
+        .map(|_| EnqueueRequest {
+            kind: <lifecycle_jobs::Noop as lifecycle_jobs::Job>::NAME,
+            account_id: Some(1),
+            payload: payload.clone(),
+            idempotency_key: None,
+            run_at_ms: None,
+        })
+        .collect()
+}
+
 pub fn postgres_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
