@@ -21,13 +21,17 @@
 
 mod actor;
 mod deactivate_salesperson;
+mod deactivate_user;
 mod noop;
+mod reassign_records;
 mod release_license;
 mod validation;
 
 pub use actor::Actor;
 pub use deactivate_salesperson::DeactivateSalesperson;
+pub use deactivate_user::DeactivateUser;
 pub use noop::Noop;
+pub use reassign_records::ReassignRecords;
 pub use release_license::ReleaseLicense;
 pub use validation::InvalidPayload;
 
@@ -53,6 +57,8 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 /// Every job kind this crate defines: its name and URL/CLI slug.
 pub const KINDS: &[(&str, &str)] = &[
     (DeactivateSalesperson::NAME, DeactivateSalesperson::SLUG),
+    (DeactivateUser::NAME, DeactivateUser::SLUG),
+    (ReassignRecords::NAME, ReassignRecords::SLUG),
     (ReleaseLicense::NAME, ReleaseLicense::SLUG),
     (Noop::NAME, Noop::SLUG),
 ];
@@ -63,6 +69,42 @@ pub fn kind_name(slug_or_name: &str) -> Option<&'static str> {
         .iter()
         .find(|(name, slug)| *slug == slug_or_name || *name == slug_or_name)
         .map(|(name, _)| *name)
+}
+
+/// A payload decoded and validated for its kind, re-encoded in canonical form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatedJob {
+    /// The kind's stable name.
+    pub name: &'static str,
+    /// The account the job belongs to.
+    pub account_id: i64,
+    /// The payload as the worker will read it.
+    pub payload: String,
+}
+
+/// Decodes and validates `json` as a job of the kind named by `slug_or_name`: what an
+/// HTTP or CLI front end calls before accepting a job of any kind.
+pub fn validate_json(slug_or_name: &str, json: &str) -> Result<ValidatedJob, InvalidPayload> {
+    fn check<J: Job>(json: &str) -> Result<ValidatedJob, InvalidPayload> {
+        let job: J = decode(json)?;
+        Ok(ValidatedJob {
+            name: J::NAME,
+            account_id: job.account_id(),
+            payload: serde_json::to_string(&job)
+                .map_err(|e| InvalidPayload::new("payload", e.to_string()))?,
+        })
+    }
+    match kind_name(slug_or_name) {
+        Some(DeactivateSalesperson::NAME) => check::<DeactivateSalesperson>(json),
+        Some(DeactivateUser::NAME) => check::<DeactivateUser>(json),
+        Some(ReassignRecords::NAME) => check::<ReassignRecords>(json),
+        Some(ReleaseLicense::NAME) => check::<ReleaseLicense>(json),
+        Some(Noop::NAME) => check::<Noop>(json),
+        _ => Err(InvalidPayload::new(
+            "kind",
+            format!("unknown job kind {slug_or_name:?}"),
+        )),
+    }
 }
 
 /// Decodes and validates a payload, refusing oversized, malformed or invalid input with the
@@ -80,4 +122,28 @@ pub fn decode<J: Job>(json: &str) -> Result<J, InvalidPayload> {
     let job: J = serde_json::from_str(json).map_err(InvalidPayload::from_json)?;
     job.validate()?;
     Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_validates_through_validate_json() {
+        for (name, slug) in KINDS {
+            assert_eq!(kind_name(slug), Some(*name));
+            // An empty object is missing fields for every kind: refused, naming one.
+            let refusal = validate_json(slug, "{}").unwrap_err();
+            assert_ne!(refusal.field, "kind", "{slug} is known");
+        }
+        let refusal = validate_json("delete-everything", "{}").unwrap_err();
+        assert_eq!(refusal.field, "kind");
+        let ok = validate_json(
+            "deactivate-user",
+            r#"{"account_id":3,"user_id":4,"actor":"system"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.name, DeactivateUser::NAME);
+        assert_eq!(ok.account_id, 3);
+    }
 }

@@ -315,10 +315,7 @@ impl RedisReader {
     /// Decodes entries; one that is not a job of ours (written by hand, corrupt) is logged
     /// and removed, so it is not delivered again forever. The ledger still holds every job
     /// that was accepted, so nothing accepted is lost this way.
-    async fn decode(
-        &self,
-        ids: Vec<redis::streams::StreamId>,
-    ) -> Result<Vec<Entry>, QueueError> {
+    async fn decode(&self, ids: Vec<redis::streams::StreamId>) -> Result<Vec<Entry>, QueueError> {
         let mut entries = Vec::with_capacity(ids.len());
         let mut unreadable = Vec::new();
         for id in ids {

@@ -1,0 +1,52 @@
+use serde::{Deserialize, Serialize};
+
+use crate::validation::positive_id;
+use crate::{Actor, InvalidPayload, Job};
+
+/// Deactivates a user: no more logins, every session and token revoked, integrations
+/// disabled, subscriptions canceled, the salesperson effects when the user holds a license,
+/// opportunities handed over, teams left, the email blocklisted unless
+/// `allow_reactivation_on_purchase`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeactivateUser {
+    /// The account (tenant) of the user.
+    pub account_id: i64,
+    /// The user deactivated.
+    pub user_id: i64,
+    /// Who asked for it.
+    pub actor: Actor,
+    /// An active user of the same account who receives the opportunities (and contacts);
+    /// without it they go to the leader of the user's first team, else of the account's
+    /// first team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassign_to: Option<i64>,
+    /// Leave the email off the account's blocklist, so a later purchase can reactivate
+    /// the user.
+    #[serde(default)]
+    pub allow_reactivation_on_purchase: bool,
+}
+
+impl Job for DeactivateUser {
+    const NAME: &'static str = "user::deactivate";
+    const SLUG: &'static str = "deactivate-user";
+
+    fn account_id(&self) -> i64 {
+        self.account_id
+    }
+
+    fn validate(&self) -> Result<(), InvalidPayload> {
+        positive_id("account_id", self.account_id)?;
+        positive_id("user_id", self.user_id)?;
+        if let Some(to) = self.reassign_to {
+            positive_id("reassign_to", to)?;
+            if to == self.user_id {
+                return Err(InvalidPayload::new(
+                    "reassign_to",
+                    "must be another user than the one deactivated",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
