@@ -3,4 +3,5 @@
 
 pub mod billing;
 pub mod guards;
+pub mod reassignment;
 pub mod user;

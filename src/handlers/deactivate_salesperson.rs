@@ -5,13 +5,17 @@
 
 use lifecycle_jobs::{DeactivateSalesperson, Job, ReleaseLicense};
 
-use super::{JobContext, JobError, Outcome};
+use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::billing::current_cycle_end;
 use crate::domain::guards;
 use crate::domain::user::ContactsPolicy;
+use crate::queue::AfterCommit;
 use crate::queue::EnqueueRequest;
+use crate::store::accounts::AccountRow;
+use crate::store::audit::AuditStamp;
+use crate::store::licenses::LicenseRow;
 use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
-use crate::store::{accounts, audit, ledger, licenses, users};
+use crate::store::{Tx, accounts, audit, ledger, licenses};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
     let mut tx = ctx.store.begin().await?;
@@ -19,26 +23,11 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
         return Ok(Outcome::AlreadyApplied);
     }
 
-    let account = accounts::find(&mut tx, job.account_id)
-        .await?
-        .ok_or_else(|| JobError::NotFound(format!("account {} does not exist", job.account_id)))?;
-    let target = users::find_person(&mut tx, job.user_id)
-        .await?
-        .filter(|user| user.account_id == job.account_id)
-        .ok_or_else(|| {
-            JobError::NotFound(format!(
-                "user {} does not exist in account {}",
-                job.user_id, job.account_id
-            ))
-        })?;
-    let actor =
-        match job.actor.user_id() {
-            None => None,
-            Some(actor_id) => Some(users::find_person(&mut tx, actor_id).await?.ok_or_else(
-                || JobError::NotFound(format!("actor user {actor_id} does not exist")),
-            )?),
-        };
-
+    let Parties {
+        account,
+        target,
+        actor,
+    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     guards::actor_outranks_or_equals(actor.as_ref(), &target)?;
 
@@ -61,78 +50,111 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
             license.id
         )));
     }
-    let active_in_country =
-        licenses::count_active_in(&mut tx, job.account_id, &license.country).await?;
-    let phones_in_country =
-        accounts::active_phone_numbers_in(&mut tx, job.account_id, &license.country).await?;
-    guards::not_last_license_with_phones(&license.country, active_in_country, phones_in_country)?;
+    check_not_last_license_with_phones(&mut tx, job.account_id, &license).await?;
 
     let contacts_to = match job.reassign_contacts_to {
         None => None,
-        Some(assignee_id) => {
-            let assignee = users::find_person(&mut tx, assignee_id)
+        Some(assignee_id) => Some(
+            load_assignee(&mut tx, job.account_id, assignee_id)
                 .await?
-                .ok_or_else(|| JobError::NotFound(format!("user {assignee_id} does not exist")))?;
-            guards::assignable(job.account_id, &assignee)?;
-            Some(assignee_id)
-        }
+                .id,
+        ),
     };
 
-    // Effects.
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    let release_at = current_cycle_end(
-        stamp.at,
-        account.time_zone(),
-        account.billing_anchor_day.clamp(1, 31) as u32,
-    );
-    licenses::start_releasing(&mut tx, license.id, release_at).await?;
-    let detail = serde_json::json!({
-        "state": { "from": "active", "to": "releasing" },
-        "release_at": release_at,
-        "country": license.country,
-    });
-    audit::record(
+    let after_commit = apply_effects(
+        ctx,
         &mut tx,
         &stamp,
-        "salesperson_license",
-        license.id,
-        "releasing",
-        &detail.to_string(),
+        &account,
+        target.id,
+        Some(&license),
+        contacts_to,
     )
     .await?;
-
-    records::leave_all_playbooks(&mut tx, &stamp, target.id).await?;
-    match (contacts_to, account.contacts_policy()) {
-        (Some(to), _) => {
-            records::reassign_contacts(&mut tx, &stamp, target.id, Some(to)).await?;
-        }
-        (None, ContactsPolicy::Unassign) => {
-            records::reassign_contacts(&mut tx, &stamp, target.id, None).await?;
-        }
-        (None, ContactsPolicy::Keep) => {}
-    }
-    records::release_open_tasks(&mut tx, &stamp, target.id, TRANSFER_REASON_DEACTIVATED).await?;
-
-    // The seat is freed at the end of the cycle by a job recorded in this same
-    // transaction: it exists exactly when the deactivation does.
-    let release = ReleaseLicense {
-        account_id: job.account_id,
-        license_id: license.id,
-    };
-    let mut request = EnqueueRequest::for_job(
-        &release,
-        Some(format!(
-            "{}:{}:{}",
-            ReleaseLicense::NAME,
-            license.id,
-            release_at.timestamp()
-        )),
-    )?;
-    request.run_at_ms = Some(release_at.timestamp_millis());
-    let (_, after_commit) = ctx.queue.enqueue_in(&mut tx, request).await?;
-
     ledger::mark_applied(&mut tx, ctx.job_id, DeactivateSalesperson::NAME, stamp.at).await?;
     tx.commit().await?;
     ctx.queue.push(after_commit).await?;
     Ok(Outcome::Applied)
+}
+
+/// G3 for the license about to be removed.
+pub async fn check_not_last_license_with_phones(
+    tx: &mut Tx,
+    account_id: i64,
+    license: &LicenseRow,
+) -> Result<(), JobError> {
+    let active_in_country = licenses::count_active_in(tx, account_id, &license.country).await?;
+    let phones_in_country =
+        accounts::active_phone_numbers_in(tx, account_id, &license.country).await?;
+    guards::not_last_license_with_phones(&license.country, active_in_country, phones_in_country)?;
+    Ok(())
+}
+
+/// The salesperson effects, shared with DeactivateUser: the `active` license (if any)
+/// goes `releasing` until the end of the billing cycle, with its ReleaseLicense job
+/// recorded in this transaction; playbooks left; contacts unassigned, kept by policy or
+/// moved to `contacts_to`; open tasks unassigned and transferable.
+pub async fn apply_effects(
+    ctx: &JobContext<'_>,
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    account: &AccountRow,
+    user_id: i64,
+    license: Option<&LicenseRow>,
+    contacts_to: Option<i64>,
+) -> Result<AfterCommit, JobError> {
+    let mut after_commit = AfterCommit::default();
+    if let Some(license) = license.filter(|license| license.state == "active") {
+        let release_at = current_cycle_end(
+            stamp.at,
+            account.time_zone(),
+            account.billing_anchor_day.clamp(1, 31) as u32,
+        );
+        licenses::start_releasing(tx, license.id, release_at).await?;
+        let detail = serde_json::json!({
+            "state": { "from": "active", "to": "releasing" },
+            "release_at": release_at,
+            "country": license.country,
+        });
+        audit::record(
+            tx,
+            stamp,
+            "salesperson_license",
+            license.id,
+            "releasing",
+            &detail.to_string(),
+        )
+        .await?;
+        // The seat is freed at the end of the cycle by a job recorded in this same
+        // transaction: it exists exactly when the deactivation does.
+        let release = ReleaseLicense {
+            account_id: account.id,
+            license_id: license.id,
+        };
+        let mut request = EnqueueRequest::for_job(
+            &release,
+            Some(format!(
+                "{}:{}:{}",
+                ReleaseLicense::NAME,
+                license.id,
+                release_at.timestamp()
+            )),
+        )?;
+        request.run_at_ms = Some(release_at.timestamp_millis());
+        after_commit = ctx.queue.enqueue_in(tx, request).await?.1;
+    }
+
+    records::leave_all_playbooks(tx, stamp, user_id).await?;
+    match (contacts_to, account.contacts_policy()) {
+        (Some(to), _) => {
+            records::reassign_contacts(tx, stamp, user_id, Some(to)).await?;
+        }
+        (None, ContactsPolicy::Unassign) => {
+            records::reassign_contacts(tx, stamp, user_id, None).await?;
+        }
+        (None, ContactsPolicy::Keep) => {}
+    }
+    records::release_open_tasks(tx, stamp, user_id, TRANSFER_REASON_DEACTIVATED).await?;
+    Ok(after_commit)
 }

@@ -2,16 +2,23 @@
 //! [`run`] is the one place a job kind's name meets its handler.
 
 pub mod deactivate_salesperson;
+pub mod deactivate_user;
+pub mod reassign_records;
 pub mod release_license;
 
-use lifecycle_jobs::{DeactivateSalesperson, InvalidPayload, Job, Noop, ReleaseLicense, decode};
+use lifecycle_jobs::{
+    Actor, DeactivateSalesperson, DeactivateUser, InvalidPayload, Job, Noop, ReassignRecords,
+    ReleaseLicense, decode,
+};
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::guards::GuardRefusal;
+use crate::domain::user::Person;
 use crate::queue::{AttemptResult, Queue, QueueError};
+use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx, accounts, users};
 
 /// Why a job failed. Bad input and refusals are permanent: retrying cannot help. The store
 /// and the queue failing is transient: the job runs again later.
@@ -87,6 +94,58 @@ impl JobContext<'_> {
     }
 }
 
+/// The account of a job, its target user and its actor, loaded and checked to exist in
+/// that account (a user of another tenant is reported as not existing).
+pub(crate) struct Parties {
+    pub account: AccountRow,
+    pub target: Person,
+    pub actor: Option<Person>,
+}
+
+pub(crate) async fn load_parties(
+    tx: &mut Tx,
+    account_id: i64,
+    user_id: i64,
+    actor: Actor,
+) -> Result<Parties, JobError> {
+    let account = accounts::find(tx, account_id)
+        .await?
+        .ok_or_else(|| JobError::NotFound(format!("account {account_id} does not exist")))?;
+    let target = users::find_person(tx, user_id)
+        .await?
+        .filter(|user| user.account_id == account_id)
+        .ok_or_else(|| {
+            JobError::NotFound(format!(
+                "user {user_id} does not exist in account {account_id}"
+            ))
+        })?;
+    let actor =
+        match actor.user_id() {
+            None => None,
+            Some(actor_id) => Some(users::find_person(tx, actor_id).await?.ok_or_else(|| {
+                JobError::NotFound(format!("actor user {actor_id} does not exist"))
+            })?),
+        };
+    Ok(Parties {
+        account,
+        target,
+        actor,
+    })
+}
+
+/// A user records are to be given to: must exist, be active and be of the account (G5).
+pub(crate) async fn load_assignee(
+    tx: &mut Tx,
+    account_id: i64,
+    user_id: i64,
+) -> Result<Person, JobError> {
+    let assignee = users::find_person(tx, user_id)
+        .await?
+        .ok_or_else(|| JobError::NotFound(format!("user {user_id} does not exist")))?;
+    crate::domain::guards::assignable(account_id, &assignee)?;
+    Ok(assignee)
+}
+
 /// Decodes the payload of a job of kind `kind` and runs its handler.
 pub async fn run(ctx: &JobContext<'_>, kind: &str, payload: &str) -> Result<Outcome, JobError> {
     match kind {
@@ -94,6 +153,16 @@ pub async fn run(ctx: &JobContext<'_>, kind: &str, payload: &str) -> Result<Outc
             let job: DeactivateSalesperson = decode(payload)?;
             record_span_fields(&job, Some(job.user_id));
             deactivate_salesperson::run(ctx, &job).await
+        }
+        DeactivateUser::NAME => {
+            let job: DeactivateUser = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            deactivate_user::run(ctx, &job).await
+        }
+        ReassignRecords::NAME => {
+            let job: ReassignRecords = decode(payload)?;
+            record_span_fields(&job, Some(job.from_user_id));
+            reassign_records::run(ctx, &job).await
         }
         ReleaseLicense::NAME => {
             let job: ReleaseLicense = decode(payload)?;

@@ -4,12 +4,14 @@
 //!
 //! Every statement is parameterized; nothing is formatted from input.
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod ledger;
 pub mod licenses;
 pub mod records;
 pub mod seed;
+pub mod teams;
 pub mod users;
 
 use std::str::FromStr;

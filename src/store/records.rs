@@ -132,3 +132,71 @@ pub async fn footprint(tx: &mut Tx, user_id: i64) -> Result<Option<Footprint>, S
         user_id
     )
 }
+
+/// Moves the user's opportunities to `to`. Returns how many.
+pub async fn reassign_opportunities(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    from: i64,
+    to: i64,
+) -> Result<u64, StoreError> {
+    let detail = serde_json::json!({ "from_user": from, "to_user": to }).to_string();
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         SELECT $1, $2, $3, 'opportunity', o.id, 'reassigned', $4, $5
+           FROM opportunities o WHERE o.owner_id = $6 AND o.account_id = $1",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        detail.as_str(),
+        stamp.at,
+        from
+    )?;
+    execute!(
+        tx,
+        "UPDATE opportunities SET owner_id = $1 WHERE owner_id = $2 AND account_id = $3",
+        to,
+        from,
+        stamp.account_id
+    )
+}
+
+/// Moves the user's `created` and `in_progress` tasks to `to`; completed ones stay.
+pub async fn reassign_open_tasks(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    from: i64,
+    to: i64,
+) -> Result<u64, StoreError> {
+    let detail = serde_json::json!({ "from_user": from, "to_user": to }).to_string();
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         SELECT $1, $2, $3, 'task', t.id, 'reassigned', $4, $5
+           FROM tasks t
+          WHERE t.assignee_id = $6 AND t.account_id = $1 AND t.state IN ('created', 'in_progress')",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        detail.as_str(),
+        stamp.at,
+        from
+    )?;
+    execute!(
+        tx,
+        "UPDATE tasks SET assignee_id = $1
+          WHERE assignee_id = $2 AND account_id = $3 AND state IN ('created', 'in_progress')",
+        to,
+        from,
+        stamp.account_id
+    )
+}
+
+pub async fn count_opportunities(tx: &mut Tx, owner_id: i64) -> Result<i64, StoreError> {
+    super::fetch_scalar!(
+        tx,
+        "SELECT COUNT(*) FROM opportunities WHERE owner_id = $1",
+        owner_id
+    )
+}

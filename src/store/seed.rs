@@ -239,3 +239,56 @@ pub async fn opportunity(
         now
     )
 }
+
+/// A live session or API access token; `token` is hashed before it is stored.
+pub async fn access_token(
+    tx: &mut Tx,
+    user_id: i64,
+    kind: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO access_tokens (user_id, kind, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        user_id,
+        kind,
+        super::access::hash_token(token),
+        now
+    )
+}
+
+/// Sets the user's API token; `token` is hashed before it is stored.
+pub async fn api_token(tx: &mut Tx, user_id: i64, token: &str) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE users SET api_token_hash = $1 WHERE id = $2",
+        super::access::hash_token(token),
+        user_id
+    )?;
+    Ok(())
+}
+
+pub async fn integration(tx: &mut Tx, user_id: i64, kind: &str) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO integrations (user_id, kind) VALUES ($1, $2) RETURNING id",
+        user_id,
+        kind
+    )
+}
+
+pub async fn subscription(
+    tx: &mut Tx,
+    user_id: i64,
+    plan: &str,
+    state: &str,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO subscriptions (user_id, plan, state) VALUES ($1, $2, $3) RETURNING id",
+        user_id,
+        plan,
+        state
+    )
+}

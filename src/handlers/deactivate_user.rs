@@ -1,0 +1,109 @@
+//! DeactivateUser (SPEC section 4): G1 G2 G4 (+G3 for a salesperson); the user can no
+//! longer log in, every session and token is revoked and the API token rotated,
+//! integrations are disabled and email sync frozen, active subscriptions canceled; the
+//! salesperson effects; opportunities handed over (`reassign_to`, else the leader of the
+//! user's first team, else of the account's first team: G5); teams left; the email
+//! blocklisted unless `allow_reactivation_on_purchase`.
+//!
+//! Order, as in a careful admin tool: first cut access (tokens), then hand over and
+//! disable, then record the status; all in one transaction, so others see all or nothing.
+
+use lifecycle_jobs::{DeactivateUser, Job};
+
+use super::deactivate_salesperson::{apply_effects, check_not_last_license_with_phones};
+use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
+use crate::domain::guards;
+use crate::domain::reassignment::{NoRecipient, opportunity_recipient};
+use crate::domain::user::UserStatus;
+use crate::store::{access, ledger, licenses, records, teams, users};
+
+pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, JobError> {
+    let mut tx = ctx.store.begin().await?;
+    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let Parties {
+        account,
+        target,
+        actor,
+    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+    if target.status == UserStatus::Deactivated {
+        ledger::mark_applied(&mut tx, ctx.job_id, DeactivateUser::NAME, ctx.clock.now()).await?;
+        tx.commit().await?;
+        return Ok(Outcome::NothingToDo(format!(
+            "user {} is already deactivated",
+            target.id
+        )));
+    }
+
+    guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
+    guards::actor_outranks_or_equals(actor.as_ref(), &target)?;
+    let led_teams = teams::led_team_names(&mut tx, target.id).await?;
+    guards::leads_no_team(target.id, &led_teams)?;
+    let license = licenses::live_for_user(&mut tx, target.id).await?;
+    if let Some(license) = license.as_ref().filter(|l| l.state == "active") {
+        check_not_last_license_with_phones(&mut tx, job.account_id, license).await?;
+    }
+
+    // G5: who receives the opportunities (and the contacts, when named).
+    let explicit = match job.reassign_to {
+        Some(id) => Some(load_assignee(&mut tx, job.account_id, id).await?),
+        None => None,
+    };
+    let first_team_leader = match teams::first_team_leader(&mut tx, target.id).await? {
+        Some(id) => users::find_person(&mut tx, id).await?,
+        None => None,
+    };
+    let account_first_team_leader =
+        match teams::account_first_team_leader(&mut tx, job.account_id).await? {
+            Some(id) => users::find_person(&mut tx, id).await?,
+            None => None,
+        };
+    let recipient = opportunity_recipient(
+        job.account_id,
+        target.id,
+        explicit.as_ref(),
+        first_team_leader.as_ref(),
+        account_first_team_leader.as_ref(),
+    );
+    let owns_opportunities = records::count_opportunities(&mut tx, target.id).await? > 0;
+    let recipient = match recipient {
+        Ok(id) => Some(id),
+        // Nobody needs to receive what the user does not own.
+        Err(NoRecipient::NobodyActive { .. }) if !owns_opportunities => None,
+        Err(NoRecipient::Refused(refusal)) => return Err(refusal.into()),
+        Err(nobody) => return Err(JobError::Precondition(nobody.to_string())),
+    };
+
+    let stamp = ctx.audit_stamp(job.account_id, job.actor);
+    let user = users::find(&mut tx, target.id)
+        .await?
+        .ok_or_else(|| JobError::NotFound(format!("user {} does not exist", target.id)))?;
+    access::revoke_all_tokens(&mut tx, &stamp, target.id).await?;
+    access::rotate_api_token(&mut tx, &stamp, target.id).await?;
+    access::disable_integrations(&mut tx, &stamp, target.id).await?;
+    access::cancel_subscriptions(&mut tx, &stamp, target.id).await?;
+    let after_commit = apply_effects(
+        ctx,
+        &mut tx,
+        &stamp,
+        &account,
+        target.id,
+        license.as_ref(),
+        job.reassign_to,
+    )
+    .await?;
+    if let Some(recipient) = recipient {
+        records::reassign_opportunities(&mut tx, &stamp, target.id, recipient).await?;
+    }
+    teams::leave_all_teams(&mut tx, &stamp, target.id).await?;
+    if !job.allow_reactivation_on_purchase {
+        users::block_email(&mut tx, &stamp, &user.email).await?;
+    }
+    users::mark_deactivated(&mut tx, &stamp, &user).await?;
+
+    ledger::mark_applied(&mut tx, ctx.job_id, DeactivateUser::NAME, stamp.at).await?;
+    tx.commit().await?;
+    ctx.queue.push(after_commit).await?;
+    Ok(Outcome::Applied)
+}

@@ -1,0 +1,28 @@
+//! ReassignRecords (SPEC section 4): contacts, open tasks and opportunities move from one
+//! user to an active user of the same account (G5); completed tasks stay.
+
+use lifecycle_jobs::{Job, ReassignRecords};
+
+use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
+use crate::domain::guards;
+use crate::store::{ledger, records};
+
+pub async fn run(ctx: &JobContext<'_>, job: &ReassignRecords) -> Result<Outcome, JobError> {
+    let mut tx = ctx.store.begin().await?;
+    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let Parties { target, actor, .. } =
+        load_parties(&mut tx, job.account_id, job.from_user_id, job.actor).await?;
+    guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
+    let to = load_assignee(&mut tx, job.account_id, job.to_user_id).await?;
+
+    let stamp = ctx.audit_stamp(job.account_id, job.actor);
+    records::reassign_contacts(&mut tx, &stamp, target.id, Some(to.id)).await?;
+    records::reassign_open_tasks(&mut tx, &stamp, target.id, to.id).await?;
+    records::reassign_opportunities(&mut tx, &stamp, target.id, to.id).await?;
+
+    ledger::mark_applied(&mut tx, ctx.job_id, ReassignRecords::NAME, stamp.at).await?;
+    tx.commit().await?;
+    Ok(Outcome::Applied)
+}

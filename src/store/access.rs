@@ -1,0 +1,132 @@
+//! What lets a user in and what runs on their behalf: sessions, API tokens, integrations,
+//! subscriptions. Only hashes of secrets are stored.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::audit::AuditStamp;
+use super::{StoreError, Tx, execute, fetch_optional};
+
+/// The stored form of a token: its SHA-256, hex. Tokens are long random strings, so a
+/// fast hash suffices (unlike passwords).
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random secret (256 bits, hex).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Revokes every live session and access token of the user at once. Returns how many.
+pub async fn revoke_all_tokens(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    user_id: i64,
+) -> Result<u64, StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         SELECT $1, $2, $3, 'access_token', t.id, 'revoked', '{\"kind\":\"' || t.kind || '\"}', $4
+           FROM access_tokens t WHERE t.user_id = $5 AND t.revoked_at IS NULL",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        stamp.at,
+        user_id
+    )?;
+    execute!(
+        tx,
+        "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        stamp.at,
+        user_id
+    )
+}
+
+/// Replaces the user's API token with a new random secret nobody is told: the old one
+/// stops working, and only its hash was ever stored.
+pub async fn rotate_api_token(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    user_id: i64,
+) -> Result<(), StoreError> {
+    let new_hash = hash_token(&new_secret());
+    execute!(
+        tx,
+        "UPDATE users SET api_token_hash = $1, updated_at = $2 WHERE id = $3",
+        new_hash.as_str(),
+        stamp.at,
+        user_id
+    )?;
+    super::audit::record(tx, stamp, "user", user_id, "api_token_rotated", "{}").await
+}
+
+/// Disables the user's integrations and freezes their email sync. Returns how many.
+pub async fn disable_integrations(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    user_id: i64,
+) -> Result<u64, StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         SELECT $1, $2, $3, 'integration', i.id, 'disabled', '{\"kind\":\"' || i.kind || '\"}', $4
+           FROM integrations i WHERE i.user_id = $5 AND (i.enabled = TRUE OR i.sync_frozen = FALSE)",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        stamp.at,
+        user_id
+    )?;
+    execute!(
+        tx,
+        "UPDATE integrations SET enabled = FALSE, sync_frozen = TRUE
+          WHERE user_id = $1 AND (enabled = TRUE OR sync_frozen = FALSE)",
+        user_id
+    )
+}
+
+/// Cancels the user's active subscriptions. Returns how many.
+pub async fn cancel_subscriptions(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    user_id: i64,
+) -> Result<u64, StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         SELECT $1, $2, $3, 'subscription', s.id, 'canceled', '{\"plan\":\"' || s.plan || '\"}', $4
+           FROM subscriptions s WHERE s.user_id = $5 AND s.state = 'active'",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        stamp.at,
+        user_id
+    )?;
+    execute!(
+        tx,
+        "UPDATE subscriptions SET state = 'canceled', canceled_at = $1
+          WHERE user_id = $2 AND state = 'active'",
+        stamp.at,
+        user_id
+    )
+}
+
+/// The check other services call on every request: the user a presented token (session,
+/// access token or API token) belongs to, if it is live and the user may log in.
+pub async fn user_of_token(tx: &mut Tx, token: &str) -> Result<Option<i64>, StoreError> {
+    let hash = hash_token(token);
+    let row: Option<(i64,)> = fetch_optional!(
+        tx,
+        (i64,),
+        "SELECT id FROM users WHERE api_token_hash = $1 AND status = 'active'
+         UNION
+         SELECT u.id FROM access_tokens t JOIN users u ON u.id = t.user_id
+          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.status = 'active'
+         LIMIT 1",
+        hash.as_str()
+    )?;
+    Ok(row.map(|(id,)| id))
+}

@@ -1,0 +1,68 @@
+//! Teams, their leaders and memberships.
+
+use super::audit::AuditStamp;
+use super::{StoreError, Tx, execute, fetch_all, fetch_optional};
+
+/// Names of the teams `user_id` leads (G2 names them).
+pub async fn led_team_names(tx: &mut Tx, user_id: i64) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = fetch_all!(
+        tx,
+        (String,),
+        "SELECT name FROM teams WHERE leader_id = $1 ORDER BY created_at, id",
+        user_id
+    )?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+/// The leader of the team the user joined first among their current teams.
+pub async fn first_team_leader(tx: &mut Tx, user_id: i64) -> Result<Option<i64>, StoreError> {
+    let row: Option<(i64,)> = fetch_optional!(
+        tx,
+        (i64,),
+        "SELECT t.leader_id FROM team_memberships m JOIN teams t ON t.id = m.team_id
+          WHERE m.user_id = $1 AND m.left_at IS NULL
+          ORDER BY m.joined_at, m.id LIMIT 1",
+        user_id
+    )?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// The leader of the account's first team (earliest created).
+pub async fn account_first_team_leader(
+    tx: &mut Tx,
+    account_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row: Option<(i64,)> = fetch_optional!(
+        tx,
+        (i64,),
+        "SELECT leader_id FROM teams WHERE account_id = $1 ORDER BY created_at, id LIMIT 1",
+        account_id
+    )?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Closes every current team membership of the user. Returns how many.
+pub async fn leave_all_teams(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    user_id: i64,
+) -> Result<u64, StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
+         SELECT $1, $2, $3, 'team_membership', m.id, 'left',
+                '{\"team_id\":' || m.team_id || ',\"user_id\":' || m.user_id || '}', $4
+           FROM team_memberships m WHERE m.user_id = $5 AND m.left_at IS NULL",
+        stamp.account_id,
+        stamp.actor.as_str(),
+        stamp.job_id,
+        stamp.at,
+        user_id
+    )?;
+    execute!(
+        tx,
+        "UPDATE team_memberships SET left_at = $1 WHERE user_id = $2 AND left_at IS NULL",
+        stamp.at,
+        user_id
+    )
+}
