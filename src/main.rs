@@ -10,7 +10,7 @@ use lifecycle::config::Settings;
 use lifecycle::queue::{EnqueueRequest, worker};
 use lifecycle::store::ledger;
 use lifecycle::{App, demo, http};
-use lifecycle_jobs::{Actor, DeactivateSalesperson, Job};
+use lifecycle_jobs::{Actor, DeactivateSalesperson, DeactivateUser, Job, ReassignRecords};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -69,6 +69,91 @@ enum EnqueueCommand {
         #[arg(long)]
         reassign_contacts_to: Option<i64>,
     },
+    /// Deactivate a user: no more logins, tokens revoked, records handed over.
+    DeactivateUser {
+        #[arg(long)]
+        account: i64,
+        #[arg(long)]
+        user: i64,
+        /// A user id, or "system".
+        #[arg(long)]
+        actor: String,
+        /// The active user who receives the opportunities (and contacts); default: the
+        /// leader of the user's first team, else of the account's first team.
+        #[arg(long)]
+        reassign_to: Option<i64>,
+        /// Keep the email off the blocklist so a purchase can reactivate the user.
+        #[arg(long)]
+        allow_reactivation_on_purchase: bool,
+    },
+    /// Move contacts, open tasks and opportunities from one user to an active one.
+    ReassignRecords {
+        #[arg(long)]
+        account: i64,
+        #[arg(long)]
+        from: i64,
+        #[arg(long)]
+        to: i64,
+        /// A user id, or "system".
+        #[arg(long)]
+        actor: String,
+    },
+}
+
+impl EnqueueCommand {
+    /// The job, validated, as the queue takes it.
+    fn into_request(self, idempotency_key: Option<String>) -> anyhow::Result<EnqueueRequest> {
+        fn checked<J: Job>(job: J, key: Option<String>) -> anyhow::Result<EnqueueRequest> {
+            job.validate()?;
+            Ok(EnqueueRequest::for_job(&job, key)?)
+        }
+        match self {
+            EnqueueCommand::DeactivateSalesperson {
+                account,
+                user,
+                actor,
+                reassign_contacts_to,
+            } => checked(
+                DeactivateSalesperson {
+                    account_id: account,
+                    user_id: user,
+                    actor: actor.parse::<Actor>()?,
+                    reassign_contacts_to,
+                },
+                idempotency_key,
+            ),
+            EnqueueCommand::DeactivateUser {
+                account,
+                user,
+                actor,
+                reassign_to,
+                allow_reactivation_on_purchase,
+            } => checked(
+                DeactivateUser {
+                    account_id: account,
+                    user_id: user,
+                    actor: actor.parse::<Actor>()?,
+                    reassign_to,
+                    allow_reactivation_on_purchase,
+                },
+                idempotency_key,
+            ),
+            EnqueueCommand::ReassignRecords {
+                account,
+                from,
+                to,
+                actor,
+            } => checked(
+                ReassignRecords {
+                    account_id: account,
+                    from_user_id: from,
+                    to_user_id: to,
+                    actor: actor.parse::<Actor>()?,
+                },
+                idempotency_key,
+            ),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -100,24 +185,8 @@ async fn main() -> anyhow::Result<()> {
             job,
             idempotency_key,
         } => {
+            let request = job.into_request(idempotency_key)?;
             let app = App::start(settings, Clock::System).await?;
-            let request = match job {
-                EnqueueCommand::DeactivateSalesperson {
-                    account,
-                    user,
-                    actor,
-                    reassign_contacts_to,
-                } => {
-                    let job = DeactivateSalesperson {
-                        account_id: account,
-                        user_id: user,
-                        actor: actor.parse::<Actor>()?,
-                        reassign_contacts_to,
-                    };
-                    job.validate()?;
-                    EnqueueRequest::for_job(&job, idempotency_key)?
-                }
-            };
             let enqueued = app.queue.enqueue(request).await?;
             println!("{}", enqueued.id);
         }

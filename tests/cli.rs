@@ -239,3 +239,86 @@ fn enqueue_prints_the_job_id_and_refuses_bad_input_clearly() {
         text(&bad_user.stderr)
     );
 }
+
+#[test]
+fn enqueue_deactivate_user_and_reassign_records() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "deactivate-user",
+            "--account",
+            "1",
+            "--user",
+            "2",
+            "--actor",
+            "7",
+            "--reassign-to",
+            "3",
+            "--allow-reactivation-on-purchase",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let id = text(&output.stdout).trim().to_string();
+    let show = text(&lifecycle(folder.path(), &["jobs", "show", &id], &[]).stdout);
+    assert!(show.contains("kind:        user::deactivate"), "{show}");
+    assert!(show.contains("\"reassign_to\":3"), "{show}");
+    assert!(
+        show.contains("\"allow_reactivation_on_purchase\":true"),
+        "{show}"
+    );
+
+    let output = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "reassign-records",
+            "--account",
+            "1",
+            "--from",
+            "2",
+            "--to",
+            "3",
+            "--actor",
+            "system",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let same_user = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "reassign-records",
+            "--account",
+            "1",
+            "--from",
+            "2",
+            "--to",
+            "2",
+            "--actor",
+            "system",
+        ],
+        &[],
+    );
+    assert!(!same_user.status.success());
+    assert!(
+        text(&same_user.stderr).contains("invalid to_user_id"),
+        "{}",
+        text(&same_user.stderr)
+    );
+    let missing = lifecycle(
+        folder.path(),
+        &["enqueue", "deactivate-user", "--account", "1"],
+        &[],
+    );
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("--user"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
