@@ -86,6 +86,9 @@ pub struct MailSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct HttpSettings {
     pub bind: String,
+    /// Bearer tokens the enqueue API accepts; none: the API refuses every request.
+    #[serde(default)]
+    pub api_tokens: Vec<Secret<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +101,9 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Invalid(#[from] config::ConfigError),
 }
+
+/// The variable holding `http.api_tokens`, comma-separated.
+pub const API_TOKENS_VARIABLE: &str = "LIFECYCLE__HTTP__API_TOKENS";
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -119,6 +125,18 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
+        // A list from one variable, comma-separated. Read here rather than through the
+        // `Environment` source because its `try_parsing` would turn a token that looks like a
+        // number or a boolean into a scalar, which does not deserialize as a list.
+        if let Ok(tokens) = std::env::var(API_TOKENS_VARIABLE) {
+            let tokens: Vec<String> = tokens
+                .split(',')
+                .map(str::trim)
+                .filter(|token| !token.is_empty())
+                .map(str::to_string)
+                .collect();
+            builder = builder.set_override("http.api_tokens", tokens)?;
+        }
         for (variable, key) in [
             ("DATABASE_URL", "database.url"),
             ("REDIS_URL", "queue.redis_url"),
@@ -147,6 +165,10 @@ mod tests {
         assert!(settings.database.url.expose().starts_with("sqlite:"));
         assert_eq!(settings.queue.backend, QueueBackend::Database);
         assert_eq!(settings.mail.transport, MailTransport::File);
+        assert!(
+            settings.http.api_tokens.is_empty(),
+            "no token: the API is closed"
+        );
     }
 
     #[test]

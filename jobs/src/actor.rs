@@ -86,6 +86,36 @@ impl<'de> Deserialize<'de> for Actor {
     }
 }
 
+/// The schema follows the hand-written serde form above: `"system"` or a positive id, so
+/// it is written by hand too (a derive would describe the Rust enum, not the wire form).
+#[cfg(feature = "utoipa")]
+impl utoipa::PartialSchema for Actor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .description(Some(
+                "On whose behalf the job runs: \"system\" or the id of an administrator",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["system"])),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(1)),
+            )
+            .into()
+    }
+}
+
+#[cfg(feature = "utoipa")]
+impl utoipa::ToSchema for Actor {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use crate::{Actor, InvalidPayload, Job};
 /// by account policy, or moved to `reassign_contacts_to`); open tasks are unassigned and
 /// marked transferable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeactivateSalesperson {
     /// The account (tenant) of the user.

@@ -8,6 +8,7 @@ use crate::{Actor, InvalidPayload, Job};
 /// opportunities handed over, teams left, the email blocklisted unless
 /// `allow_reactivation_on_purchase`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeactivateUser {
     /// The account (tenant) of the user.

@@ -18,6 +18,10 @@
 //! assert_eq!(back, job);
 //! assert_eq!(DeactivateSalesperson::NAME, "user::deactivate_salesperson");
 //! ```
+//!
+//! With the `utoipa` feature, every payload type (and [`Actor`]) implements
+//! `utoipa::ToSchema`, so a service can publish the payloads in an OpenAPI document; without
+//! it the crate depends on serde and little else.
 
 mod actor;
 mod deactivate_salesperson;

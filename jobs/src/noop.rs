@@ -5,6 +5,7 @@ use crate::{InvalidPayload, Job};
 
 /// Does nothing: a canary to check that jobs flow, and the load of the queue benchmarks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Noop {
     /// The account the canary runs for.

@@ -6,6 +6,7 @@ use crate::{Actor, InvalidPayload, Job};
 /// Moves a user's contacts, open tasks and opportunities to another, active user of the
 /// same account. Completed tasks stay where they are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReassignRecords {
     /// The account (tenant) of both users.

@@ -7,6 +7,7 @@ use crate::{InvalidPayload, Job};
 /// license already released or reclaimed. Scheduled by a deactivation for the release
 /// instant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseLicense {
     /// The account (tenant) of the license.

@@ -1,4 +1,8 @@
-//! The HTTP server: health and readiness now; the enqueue API and the dashboard join it.
+//! The HTTP server: health and readiness, the enqueue API (`/v1/jobs`) and its OpenAPI
+//! document; the dashboard joins it.
+
+pub mod api;
+pub mod openapi;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +18,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/v1/openapi.json", get(openapi::serve_document))
+        .merge(api::routes(&app))
         .with_state(app)
 }
 

@@ -1,0 +1,174 @@
+//! The OpenAPI document of the enqueue API, generated from the Rust types: the response
+//! and error types of [`super::api`] and the payload types of `lifecycle-jobs` (its
+//! `utoipa` feature). One `POST /v1/jobs/<slug>` per job kind, with that kind's payload.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use lifecycle_jobs::{
+    DeactivateSalesperson, DeactivateUser, Job, Noop, ReassignRecords, ReleaseLicense,
+};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Required};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::api::{EnqueueResponse, ErrorBody, JobView};
+
+/// The name of the bearer-token security scheme in the document.
+const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lifecycle enqueue API",
+        description = "Hands account-lifecycle jobs to the lifecycle worker and shows them."
+    ),
+    paths(super::api::show),
+    components(schemas(
+        EnqueueResponse,
+        ErrorBody,
+        JobView,
+        DeactivateSalesperson,
+        DeactivateUser,
+        ReassignRecords,
+        ReleaseLicense,
+        Noop
+    )),
+    modifiers(&BearerScheme, &EnqueuePaths)
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Adds `POST /v1/jobs/<slug>` for every kind. The list must follow
+/// `lifecycle_jobs::KINDS`; a test fails when a kind is missing here.
+struct EnqueuePaths;
+
+impl Modify for EnqueuePaths {
+    fn modify(&self, document: &mut Document) {
+        for (path, item) in [
+            enqueue_path::<DeactivateSalesperson>(),
+            enqueue_path::<DeactivateUser>(),
+            enqueue_path::<ReassignRecords>(),
+            enqueue_path::<ReleaseLicense>(),
+            enqueue_path::<Noop>(),
+        ] {
+            document.paths.paths.insert(path, item);
+        }
+    }
+}
+
+fn schema_ref<T: ToSchema>() -> RefOr<utoipa::openapi::schema::Schema> {
+    RefOr::Ref(Ref::from_schema_name(T::name()))
+}
+
+fn json<T: ToSchema>() -> Content {
+    Content::new(Some(schema_ref::<T>()))
+}
+
+fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
+    let operation = OperationBuilder::new()
+        .operation_id(Some(format!("enqueue_{}", J::SLUG.replace('-', "_"))))
+        .summary(Some(format!("Enqueue a {} job", J::NAME)))
+        .description(Some(
+            "Idempotency-Key: the same key twice gives the same job, enqueued once.",
+        ))
+        .parameter(
+            utoipa::openapi::path::ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+                .required(Required::False)
+                .schema(Some(<String as utoipa::PartialSchema>::schema())),
+        )
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", json::<J>())
+                .required(Some(Required::True))
+                .build(),
+        ))
+        .response(
+            "202",
+            ResponseBuilder::new()
+                .description("Accepted")
+                .content("application/json", json::<EnqueueResponse>())
+                .build(),
+        )
+        .response(
+            "400",
+            error_response("Bad input: the field at fault is named"),
+        )
+        .response("401", error_response("Missing or wrong bearer token"))
+        .response("413", error_response("Body larger than the payload limit"))
+        .response("415", error_response("Body not JSON"))
+        .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
+        .build();
+    (
+        format!("/v1/jobs/{}", J::SLUG),
+        PathItem::new(HttpMethod::Post, operation),
+    )
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", json::<ErrorBody>())
+        .build()
+}
+
+/// The document, built once.
+pub fn document() -> &'static Document {
+    static DOCUMENT: OnceLock<Document> = OnceLock::new();
+    DOCUMENT.get_or_init(ApiDoc::openapi)
+}
+
+/// `GET /v1/openapi.json`: open to all, it holds no secret.
+pub async fn serve_document() -> axum::response::Response {
+    match document().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode the OpenAPI document");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_path_and_payload_schema() {
+        let document = document();
+        let schemas = &document.components.as_ref().unwrap().schemas;
+        for (name, slug) in lifecycle_jobs::KINDS {
+            let path = format!("/v1/jobs/{slug}");
+            let item = document
+                .paths
+                .paths
+                .get(&path)
+                .unwrap_or_else(|| panic!("{name}: no {path} in the OpenAPI document"));
+            let body = item.post.as_ref().unwrap().request_body.as_ref().unwrap();
+            let Some(RefOr::Ref(reference)) = &body.content["application/json"].schema else {
+                panic!("{path}: the payload is not a schema reference");
+            };
+            let schema_name = reference.ref_location.rsplit('/').next().unwrap();
+            assert!(schemas.contains_key(schema_name), "{schema_name} missing");
+        }
+        assert!(schemas.contains_key("Actor"));
+        assert!(document.paths.paths.contains_key("/v1/jobs/{id}"));
+    }
+}

@@ -1,0 +1,451 @@
+//! The enqueue API as a producer service sees it: HTTP requests to the router served on a
+//! port of its own, answers checked as they arrive on the wire, jobs followed into the
+//! ledger and through a worker. On both backends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestEnv};
+use lifecycle::store::ledger;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+const TOKEN: &str = "test-token-5b8f";
+
+/// An HTTP response as read off the socket.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {self:?}"))
+    }
+
+    /// The field a 400 names.
+    fn field(&self) -> String {
+        assert_eq!(self.status, 400, "{self:?}");
+        self.json()["field"].as_str().expect("a field").to_string()
+    }
+}
+
+/// A running server on 127.0.0.1:<port>, stopped when dropped.
+struct Server {
+    port: u16,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(env: &TestEnv) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(lifecycle::http::serve(
+        env.app.clone(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Server { port, _stop: stop }
+}
+
+/// One request on a fresh connection (`Connection: close`), the whole answer read back.
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    // The server may answer (413) and close before reading a large body: a failed write is
+    // then expected, and the answer is still there to read.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = [0u8; 8192];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to {method} {path}");
+    let raw = String::from_utf8(raw).expect("a UTF-8 answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "the helper reads only Content-Length bodies: {head}"
+    );
+    Answer {
+        status,
+        headers: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+/// POST /v1/jobs/{slug} with the test token, a JSON body and maybe an idempotency key.
+async fn post_job(port: u16, slug: &str, json: &str, key: Option<&str>) -> Answer {
+    let auth = bearer();
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    request(
+        port,
+        "POST",
+        &format!("/v1/jobs/{slug}"),
+        &headers,
+        json.as_bytes(),
+    )
+    .await
+}
+
+async fn get_job(port: u16, id: &str) -> Answer {
+    let auth = bearer();
+    request(
+        port,
+        "GET",
+        &format!("/v1/jobs/{id}"),
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await
+}
+
+async fn start(backend: Backend) -> TestEnv {
+    TestEnv::start_with(backend, |settings| {
+        settings.http.api_tokens = vec![lifecycle::config::Secret::new(TOKEN.to_string())];
+    })
+    .await
+}
+
+async fn an_accepted_job_is_recorded_once_and_runs(backend: Backend) {
+    let mut env = start(backend).await;
+    let server = serve(&env).await;
+
+    let first = post_job(server.port, "noop", r#"{"account_id": 1}"#, Some("crm-42")).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    assert_eq!(first.json()["created"], true);
+    let id = first.json()["job_id"].as_str().unwrap().to_string();
+
+    // The producer retries: the same job, not a second one.
+    let again = post_job(server.port, "noop", r#"{"account_id": 1}"#, Some("crm-42")).await;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_eq!(again.json()["job_id"], id.as_str());
+    assert_eq!(again.json()["created"], false);
+    assert_eq!(
+        ledger::count_in_state(env.store(), "queued").await.unwrap(),
+        1
+    );
+
+    let shown = get_job(server.port, &id).await;
+    assert_eq!(shown.status, 200, "{shown:?}");
+    assert_eq!(shown.json()["state"], "queued");
+    assert_eq!(shown.json()["kind"], "system::noop");
+
+    let record = env.wait_for(Uuid::parse_str(&id).unwrap()).await;
+    assert_eq!(record.state, ledger::state::DONE);
+    assert_eq!(record.payload, r#"{"account_id":1}"#);
+    assert_eq!(record.idempotency_key.as_deref(), Some("crm-42"));
+
+    let shown = get_job(server.port, &id).await.json();
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["state"], "done");
+    assert_eq!(shown["attempts"], 1);
+    assert!(shown["max_attempts"].as_i64().unwrap() >= 1);
+    assert!(shown["last_error"].is_null());
+    assert!(shown["created_at_ms"].is_i64());
+    assert!(shown["finished_at_ms"].is_i64());
+
+    // Without a key every request is a job of its own.
+    let other = post_job(server.port, "noop", r#"{"account_id": 1}"#, None).await;
+    assert_eq!(other.status, 202, "{other:?}");
+    assert_ne!(other.json()["job_id"], id.as_str());
+}
+
+async fn bad_input_is_refused_naming_the_field(backend: Backend) {
+    let env = start(backend).await;
+    let server = serve(&env).await;
+    let port = server.port;
+    let user = r#"{"account_id": 1, "user_id": 4, "actor": "system"}"#;
+
+    // A good one first, so that the refusals below are about their input only.
+    assert_eq!(
+        post_job(port, "deactivate-user", user, None).await.status,
+        202
+    );
+
+    let malformed = post_job(port, "deactivate-user", r#"{"account_id": 1,"#, None).await;
+    assert_eq!(malformed.field(), "payload");
+    assert!(
+        malformed.json()["error"].as_str().unwrap().contains("EOF"),
+        "{malformed:?}"
+    );
+    assert_eq!(
+        post_job(port, "delete-everything", user, None)
+            .await
+            .field(),
+        "kind"
+    );
+    let missing = r#"{"account_id": 1, "actor": "system"}"#;
+    assert_eq!(
+        post_job(port, "deactivate-user", missing, None)
+            .await
+            .field(),
+        "user_id"
+    );
+    let zero = r#"{"account_id": 1, "user_id": 0, "actor": "system"}"#;
+    assert_eq!(
+        post_job(port, "deactivate-user", zero, None).await.field(),
+        "user_id"
+    );
+    let mistyped = r#"{"account_id": 1, "user_id": "four", "actor": "system"}"#;
+    let answer = post_job(port, "deactivate-salesperson", mistyped, None).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let bad_actor = r#"{"account_id": 1, "user_id": 4, "actor": "root"}"#;
+    assert_eq!(
+        post_job(port, "deactivate-user", bad_actor, None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(post_job(port, "noop", "[]", None).await.status, 400);
+    assert_eq!(post_job(port, "noop", "", None).await.status, 400);
+    let stranger = r#"{"account_id": 1, "mood": "grumpy"}"#;
+    assert_eq!(post_job(port, "noop", stranger, None).await.field(), "mood");
+    let long_key = "k".repeat(500);
+    let answer = post_job(port, "noop", r#"{"account_id": 1}"#, Some(&long_key)).await;
+    assert_eq!(answer.field(), "Idempotency-Key");
+
+    // No token, a wrong one, another scheme: 401, and nothing about the token in the answer.
+    let json = [("Content-Type", "application/json")];
+    let none = request(
+        port,
+        "POST",
+        "/v1/jobs/noop",
+        &json,
+        br#"{"account_id": 1}"#,
+    )
+    .await;
+    assert_eq!(none.status, 401, "{none:?}");
+    assert!(
+        none.headers
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer")
+    );
+    for authorization in ["Bearer wrong-token", "Bearer ", "Basic dGVzdA==", TOKEN] {
+        let headers = [
+            ("Authorization", authorization),
+            ("Content-Type", "application/json"),
+        ];
+        let answer = request(
+            port,
+            "POST",
+            "/v1/jobs/noop",
+            &headers,
+            br#"{"account_id": 1}"#,
+        )
+        .await;
+        assert_eq!(answer.status, 401, "{authorization}: {answer:?}");
+        assert!(!answer.body.contains(TOKEN));
+    }
+    let unauthorized_get = request(
+        port,
+        "GET",
+        &format!("/v1/jobs/{}", Uuid::new_v4()),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(unauthorized_get.status, 401);
+
+    // Too big: refused before it is decoded.
+    let oversized = format!(
+        r#"{{"account_id": 1, "pad": "{}"}}"#,
+        "x".repeat(lifecycle_jobs::MAX_PAYLOAD_BYTES)
+    );
+    let answer = post_job(port, "noop", &oversized, None).await;
+    assert_eq!(answer.status, 413, "{}", answer.headers);
+
+    // Not JSON.
+    let auth = bearer();
+    let form = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let answer = request(port, "POST", "/v1/jobs/noop", &form, b"account_id=1").await;
+    assert_eq!(answer.status, 415, "{answer:?}");
+
+    // Showing jobs: unknown, not an id.
+    assert_eq!(get_job(port, &Uuid::new_v4().to_string()).await.status, 404);
+    assert_eq!(get_job(port, "not-a-uuid").await.field(), "id");
+
+    // Only the first, good request made a job.
+    assert_eq!(
+        ledger::count_in_state(env.store(), "queued").await.unwrap(),
+        1
+    );
+}
+
+async fn the_openapi_document_lists_every_kind(backend: Backend) {
+    let env = start(backend).await;
+    let server = serve(&env).await;
+    let port = server.port;
+    let answer = request(port, "GET", "/v1/openapi.json", &[], b"").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let document = answer.json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let schemas = &document["components"]["schemas"];
+    for (name, slug) in lifecycle_jobs::KINDS {
+        let operation = &document["paths"][format!("/v1/jobs/{slug}")]["post"];
+        assert!(operation.is_object(), "{name}: no POST /v1/jobs/{slug}");
+        let reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{slug}: no payload schema"));
+        let schema_name = reference.rsplit('/').next().unwrap();
+        assert!(
+            schemas[schema_name]["properties"]["account_id"].is_object(),
+            "{slug}: {schema_name} has no account_id"
+        );
+    }
+    assert!(
+        schemas["DeactivateUser"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("user_id"))
+    );
+    assert!(document["paths"]["/v1/jobs/{id}"]["get"].is_object());
+    assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+on_both_backends!(
+    an_accepted_job_is_recorded_once_and_runs,
+    bad_input_is_refused_naming_the_field,
+    the_openapi_document_lists_every_kind,
+);
+
+/// With no token configured (the default) the API is closed; health stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_the_api_refuses_everything() {
+    let env = TestEnv::start(Backend::Sqlite).await;
+    assert!(env.app.settings.http.api_tokens.is_empty());
+    let server = serve(&env).await;
+    let port = server.port;
+    for token in ["", "anything"] {
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let answer = request(
+            port,
+            "POST",
+            "/v1/jobs/noop",
+            &headers,
+            br#"{"account_id": 1}"#,
+        )
+        .await;
+        assert_eq!(answer.status, 401, "{answer:?}");
+    }
+    assert_eq!(request(port, "GET", "/healthz", &[], b"").await.status, 200);
+    assert_eq!(
+        request(port, "GET", "/v1/openapi.json", &[], b"")
+            .await
+            .status,
+        200
+    );
+}
+
+/// `lifecycle run` reads the tokens from `LIFECYCLE__HTTP__API_TOKENS`, comma-separated, as
+/// the README shows (a token that looks like a number included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_takes_its_tokens_from_the_environment() {
+    let folder = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+            .arg("run")
+            .current_dir(folder.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("LIFECYCLE_ENV")
+            .env("LIFECYCLE__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("LIFECYCLE__HTTP__API_TOKENS", "alpha-token, 12345")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("lifecycle run starts"),
+    );
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no server");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let json = br#"{"account_id": 1}"#;
+        for (token, status) in [("alpha-token", 202), ("12345", 202), ("alpha", 401)] {
+            let auth = format!("Bearer {token}");
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            let answer = request(port, "POST", "/v1/jobs/noop", &headers, json).await;
+            assert_eq!(answer.status, status, "{token}: {answer:?}");
+        }
+    })
+    .await
+    .expect("the scenario finished in time");
+}
+
+/// The child process, killed however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
