@@ -62,6 +62,14 @@ async fn drains_a_100k_backlog_at_a_steady_rate(backend: Backend) {
     let early = rate_between(0.1, 0.3);
     let late = rate_between(0.7, 0.95);
     let total = samples.last().unwrap().1;
+    let timeline: Vec<String> = (1..=10)
+        .map(|tenth| {
+            let target = BACKLOG as i64 * tenth / 10;
+            let (_, at) = samples.iter().find(|(done, _)| *done >= target).unwrap();
+            format!("{}%@{:.1}s", tenth * 10, at.as_secs_f64())
+        })
+        .collect();
+    eprintln!("{backend:?} timeline: {}", timeline.join(" "));
     eprintln!(
         "{backend:?}: drained {BACKLOG} in {total:?}: {early:.0} jobs/s at 10-30%, {late:.0} jobs/s at 70-95%"
     );

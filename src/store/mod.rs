@@ -121,6 +121,15 @@ impl Store {
         })
     }
 
+    /// A transaction for reading only. On SQLite it takes no write lock, so reads (job
+    /// status, counts, health) never wait behind, or hold up, the writers.
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+        })
+    }
+
     pub async fn close(&self) {
         match self {
             Store::Postgres(pool) => pool.close().await,
@@ -130,7 +139,7 @@ impl Store {
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_read().await?;
         let _: i64 = fetch_scalar!(&mut tx, "SELECT CAST(1 AS BIGINT)")?;
         tx.rollback().await
     }
