@@ -351,7 +351,113 @@ async fn the_openapi_document_lists_every_kind(backend: Backend) {
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+async fn check_token(port: u16, token: &str) -> serde_json::Value {
+    let auth = bearer();
+    let body = serde_json::json!({ "token": token }).to_string();
+    let answer = request(
+        port,
+        "POST",
+        "/v1/tokens/check",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.json()
+}
+
+/// One HTTP call deactivates a user; the user's session token, valid before, is rejected
+/// by the token check right after.
+async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend) {
+    use lifecycle::store::seed::{self, NewAccount, NewUser};
+    let mut env = start(backend).await;
+    let server = serve(&env).await;
+    let now = env.clock.now();
+    let mut tx = env.tx().await;
+    let account = seed::account(
+        &mut tx,
+        &NewAccount {
+            name: "Acme",
+            time_zone: "UTC",
+            billing_anchor_day: 1,
+            contacts_policy: "unassign",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let role = seed::role(&mut tx, account, "Admin", 100, true)
+        .await
+        .unwrap();
+    let person = |email: &'static str| NewUser {
+        account_id: account,
+        role_id: role,
+        first_name: "T",
+        last_name: "U",
+        email,
+        country: "FR",
+        status: "active",
+    };
+    let admin = seed::user(&mut tx, &person("admin@acme.test"), now)
+        .await
+        .unwrap();
+    let ana = seed::user(&mut tx, &person("ana@acme.test"), now)
+        .await
+        .unwrap();
+    seed::access_token(&mut tx, ana, "session", "ana-session-token", now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let before = check_token(server.port, "ana-session-token").await;
+    assert_eq!(before["valid"], true);
+    assert_eq!(before["user_id"], ana);
+    assert_eq!(
+        check_token(server.port, "a-made-up-token").await["valid"],
+        false
+    );
+
+    let payload = serde_json::json!({ "account_id": account, "user_id": ana, "actor": admin });
+    let accepted = post_job(server.port, "deactivate-user", &payload.to_string(), None).await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let id: Uuid = accepted.json()["job_id"].as_str().unwrap().parse().unwrap();
+    let record = env.wait_for(id).await;
+    assert_eq!(record.state, "done", "{:?}", record.last_error);
+
+    let after = check_token(server.port, "ana-session-token").await;
+    assert_eq!(after["valid"], false);
+    assert!(after.get("user_id").is_none());
+
+    // The check itself needs the service token and a token to check.
+    let anonymous = request(
+        server.port,
+        "POST",
+        "/v1/tokens/check",
+        &[("Content-Type", "application/json")],
+        br#"{"token":"x"}"#,
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    let auth = bearer();
+    let empty = request(
+        server.port,
+        "POST",
+        "/v1/tokens/check",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        b"{}",
+    )
+    .await;
+    assert_eq!(empty.field(), "token");
+}
+
 on_both_backends!(
+    one_call_deactivates_and_the_next_request_is_rejected,
     an_accepted_job_is_recorded_once_and_runs,
     bad_input_is_refused_naming_the_field,
     the_openapi_document_lists_every_kind,

@@ -197,6 +197,10 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
     Router::new()
         // One route for both: `{kind}` and `{id}` at the same place would conflict.
         .route("/v1/jobs/{kind_or_id}", get(show).post(enqueue))
+        .route(
+            "/v1/tokens/check",
+            axum::routing::post(super::tokens::check),
+        )
         .route_layer(middleware::from_fn_with_state(tokens, require_token))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod openapi;
+mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;

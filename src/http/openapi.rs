@@ -27,11 +27,13 @@ const BEARER: &str = "bearer";
         title = "lifecycle enqueue API",
         description = "Hands account-lifecycle jobs to the lifecycle worker and shows them."
     ),
-    paths(super::api::show),
+    paths(super::api::show, super::tokens::check),
     components(schemas(
         EnqueueResponse,
         ErrorBody,
         JobView,
+        super::tokens::TokenCheckRequest,
+        super::tokens::TokenCheckResponse,
         DeactivateSalesperson,
         DeactivateUser,
         ReassignRecords,

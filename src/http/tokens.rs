@@ -1,0 +1,61 @@
+//! The check other services call on each request that carries a user's session, access
+//! token or API token: is it still good, and whose is it? A revoked token (deactivation
+//! revokes them all at once) fails here on the very next request.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::{Deserialize, Serialize};
+
+use super::api::{ApiError, ErrorBody};
+use crate::App;
+use crate::store::access;
+
+/// The token to check, in the body so it never lands in a URL or an access log.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TokenCheckRequest {
+    pub token: String,
+}
+
+impl std::fmt::Debug for TokenCheckRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheckRequest([redacted])")
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenCheckResponse {
+    /// Whether the token is live and its user may log in.
+    pub valid: bool,
+    /// The user the token belongs to, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+}
+
+/// Checks a user's token.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/check",
+    request_body = TokenCheckRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Whether the token is valid, and whose", body = TokenCheckResponse),
+        (status = 400, description = "No token in the body", body = ErrorBody),
+    )
+)]
+pub async fn check(
+    State(app): State<Arc<App>>,
+    body: Result<Json<TokenCheckRequest>, JsonRejection>,
+) -> Result<Json<TokenCheckResponse>, ApiError> {
+    let Json(request) = body
+        .map_err(|rejection| lifecycle_jobs::InvalidPayload::new("token", rejection.body_text()))?;
+    let mut tx = app.store.begin_read().await?;
+    let user_id = access::user_of_token(&mut tx, &request.token).await?;
+    tx.rollback().await?;
+    Ok(Json(TokenCheckResponse {
+        valid: user_id.is_some(),
+        user_id,
+    }))
+}
