@@ -456,7 +456,86 @@ async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend)
     assert_eq!(empty.field(), "token");
 }
 
+/// The typed client of the `lifecycle-jobs` crate against a running service.
+async fn the_client_enqueues_against_a_running_service(backend: Backend) {
+    use lifecycle_jobs::client::{Client, ClientError};
+    use lifecycle_jobs::{Actor, DeactivateUser, Noop};
+    let mut env = start(backend).await;
+    let server = serve(&env).await;
+    let client = Client::new(format!("http://127.0.0.1:{}/", server.port), TOKEN);
+
+    let first = client
+        .enqueue(&Noop { account_id: 1 }, Some("client-1"))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let again = client
+        .enqueue(&Noop { account_id: 1 }, Some("client-1"))
+        .await
+        .unwrap();
+    assert_eq!(again.job_id, first.job_id);
+    assert!(!again.created);
+    let record = env.wait_for(first.job_id).await;
+    assert_eq!(record.state, "done");
+    let status = client.job(first.job_id).await.unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.kind.as_str()),
+        ("done", "system::noop")
+    );
+
+    // Refused before it leaves: the field is named.
+    let bad = DeactivateUser {
+        account_id: 1,
+        user_id: 0,
+        actor: Actor::System,
+        reassign_to: None,
+        allow_reactivation_on_purchase: false,
+    };
+    match client.enqueue(&bad, None).await {
+        Err(ClientError::Invalid(invalid)) => assert_eq!(invalid.field, "user_id"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A job refused by a guard shows its reason through the client.
+    let refused = client
+        .enqueue(
+            &DeactivateUser {
+                account_id: 1,
+                user_id: 2,
+                actor: Actor::System,
+                reassign_to: None,
+                allow_reactivation_on_purchase: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    env.wait_for(refused.job_id).await;
+    let status = client.job(refused.job_id).await.unwrap();
+    assert_eq!(status.state, "dead");
+    assert!(
+        status
+            .last_error
+            .unwrap()
+            .contains("account 1 does not exist")
+    );
+
+    assert!(matches!(
+        client.job(Uuid::now_v7()).await,
+        Err(ClientError::NotFound)
+    ));
+    let stranger = Client::new(format!("http://127.0.0.1:{}", server.port), "wrong");
+    assert!(matches!(
+        stranger.enqueue(&Noop { account_id: 1 }, None).await,
+        Err(ClientError::Unauthorized)
+    ));
+    assert!(
+        !format!("{client:?}").contains(TOKEN),
+        "the token never prints"
+    );
+}
+
 on_both_backends!(
+    the_client_enqueues_against_a_running_service,
     one_call_deactivates_and_the_next_request_is_rejected,
     an_accepted_job_is_recorded_once_and_runs,
     bad_input_is_refused_naming_the_field,

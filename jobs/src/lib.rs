@@ -2,6 +2,7 @@
 //! depends on to hand work over, their validation and their stable names, without the worker.
 //!
 //! Every job carries the account it belongs to and the actor on whose behalf it runs.
+//! With the `client` feature, [`client::Client`] enqueues them on a running service.
 //!
 //! ```
 //! use lifecycle_jobs::{Actor, DeactivateSalesperson, Job};
@@ -24,6 +25,8 @@
 //! it the crate depends on serde and little else.
 
 mod actor;
+#[cfg(feature = "client")]
+pub mod client;
 mod deactivate_salesperson;
 mod deactivate_user;
 mod noop;

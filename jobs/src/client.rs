@@ -1,0 +1,177 @@
+//! The enqueue client (feature `client`): hands jobs to a running lifecycle service over
+//! its HTTP API, validated before they leave.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), lifecycle_jobs::client::ClientError> {
+//! use lifecycle_jobs::client::Client;
+//! use lifecycle_jobs::{Actor, DeactivateUser};
+//!
+//! let client = Client::new("http://lifecycle.internal:8080", "token-from-http.api_tokens");
+//! let job = DeactivateUser {
+//!     account_id: 1,
+//!     user_id: 42,
+//!     actor: Actor::User(7),
+//!     reassign_to: None,
+//!     allow_reactivation_on_purchase: false,
+//! };
+//! // The same key twice (a retried request) enqueues once.
+//! let enqueued = client.enqueue(&job, Some("crm-request-8812")).await?;
+//! let status = client.job(enqueued.job_id).await?;
+//! println!("{} is {}", status.id, status.state);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{InvalidPayload, Job};
+
+/// A client of one lifecycle service.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    token: String,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The service's answer to an enqueue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct Enqueued {
+    /// The job's id.
+    pub job_id: Uuid,
+    /// `false` when the idempotency key was used before: `job_id` is that earlier job.
+    pub created: bool,
+}
+
+/// A job as the service reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct JobStatus {
+    /// The job's id.
+    pub id: Uuid,
+    /// The kind's stable name.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `dead`.
+    pub state: String,
+    /// Attempts started so far.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Why the last attempt failed (a refusal's reason for a dead job).
+    pub last_error: Option<String>,
+    /// When it was accepted, epoch milliseconds.
+    pub created_at_ms: i64,
+    /// When it ended, epoch milliseconds.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The payload is invalid (found here or by the service): the field and the reason.
+    #[error(transparent)]
+    Invalid(#[from] InvalidPayload),
+    /// The token was refused.
+    #[error("the lifecycle service refused the token")]
+    Unauthorized,
+    /// No job with that id.
+    #[error("no such job")]
+    NotFound,
+    /// Any other answer: the status and what the service said.
+    #[error("the lifecycle service answered {status}: {message}")]
+    Service {
+        /// The HTTP status.
+        status: u16,
+        /// The service's error message.
+        message: String,
+    },
+    /// The service could not be reached or answered something unreadable.
+    #[error("cannot reach the lifecycle service: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    field: Option<String>,
+}
+
+impl Client {
+    /// A client of the service at `base_url` (`http://host:port`) with one of its
+    /// `http.api_tokens`.
+    pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            token: token.into(),
+        }
+    }
+
+    /// Validates `job` and enqueues it; `idempotency_key` makes a retried call harmless.
+    pub async fn enqueue<J: Job>(
+        &self,
+        job: &J,
+        idempotency_key: Option<&str>,
+    ) -> Result<Enqueued, ClientError> {
+        job.validate()?;
+        let mut request = self
+            .http
+            .post(format!("{}/v1/jobs/{}", self.base_url, J::SLUG))
+            .bearer_auth(&self.token)
+            .json(job);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await?;
+        Self::read(response).await
+    }
+
+    /// The job's state, attempts and last error.
+    pub async fn job(&self, id: Uuid) -> Result<JobStatus, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/v1/jobs/{id}", self.base_url))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        Self::read(response).await
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(
+        response: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(response.json().await?);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+        Err(match (status, body) {
+            (401, _) => ClientError::Unauthorized,
+            (404, _) => ClientError::NotFound,
+            (400, Some(ErrorBody { error, field })) => ClientError::Invalid(InvalidPayload::new(
+                field.unwrap_or_else(|| "payload".into()),
+                error,
+            )),
+            (_, Some(body)) => ClientError::Service {
+                status,
+                message: body.error,
+            },
+            (_, None) => ClientError::Service {
+                status,
+                message: text,
+            },
+        })
+    }
+}
