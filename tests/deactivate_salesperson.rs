@@ -164,18 +164,7 @@ async fn seed_world(env: &TestEnv, options: Options) -> World {
         .await
         .unwrap();
 
-    let other_account = seed::account(
-        &mut tx,
-        &NewAccount {
-            name: "Other",
-            time_zone: "UTC",
-            billing_anchor_day: 1,
-            contacts_policy: "unassign",
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let other_account = common::utc_account(&mut tx, "Other", now).await;
     let other_role = seed::role(&mut tx, other_account, "Admin", 100, true)
         .await
         .unwrap();

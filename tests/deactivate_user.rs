@@ -8,7 +8,7 @@ use common::{Backend, TestEnv};
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::ledger::JobRecord;
 use lifecycle::store::records::{self, Footprint};
-use lifecycle::store::seed::{self, NewAccount, NewUser};
+use lifecycle::store::seed::{self, NewUser};
 use lifecycle::store::{Store, access, audit, users};
 use lifecycle_jobs::{Actor, DeactivateUser, Job, ReassignRecords};
 
@@ -35,18 +35,7 @@ struct World {
 async fn seed_world(env: &TestEnv, colleague_license: bool) -> World {
     let t0 = env.clock.now() - Duration::days(30);
     let mut tx = env.tx().await;
-    let account = seed::account(
-        &mut tx,
-        &NewAccount {
-            name: "Acme",
-            time_zone: "UTC",
-            billing_anchor_day: 1,
-            contacts_policy: "unassign",
-        },
-        t0,
-    )
-    .await
-    .unwrap();
+    let account = common::utc_account(&mut tx, "Acme", t0).await;
     let admin_role = seed::role(&mut tx, account, "Admin", 100, true)
         .await
         .unwrap();
@@ -151,18 +140,7 @@ async fn seed_world(env: &TestEnv, colleague_license: bool) -> World {
         .await
         .unwrap();
 
-    let other = seed::account(
-        &mut tx,
-        &NewAccount {
-            name: "Other",
-            time_zone: "UTC",
-            billing_anchor_day: 1,
-            contacts_policy: "unassign",
-        },
-        t0,
-    )
-    .await
-    .unwrap();
+    let other = common::utc_account(&mut tx, "Other", t0).await;
     let other_role = seed::role(&mut tx, other, "Admin", 100, true)
         .await
         .unwrap();

@@ -372,23 +372,12 @@ async fn check_token(port: u16, token: &str) -> serde_json::Value {
 /// One HTTP call deactivates a user; the user's session token, valid before, is rejected
 /// by the token check right after.
 async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend) {
-    use lifecycle::store::seed::{self, NewAccount, NewUser};
+    use lifecycle::store::seed::{self, NewUser};
     let mut env = start(backend).await;
     let server = serve(&env).await;
     let now = env.clock.now();
     let mut tx = env.tx().await;
-    let account = seed::account(
-        &mut tx,
-        &NewAccount {
-            name: "Acme",
-            time_zone: "UTC",
-            billing_anchor_day: 1,
-            contacts_policy: "unassign",
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let account = common::utc_account(&mut tx, "Acme", now).await;
     let role = seed::role(&mut tx, account, "Admin", 100, true)
         .await
         .unwrap();

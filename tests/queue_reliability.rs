@@ -8,25 +8,14 @@ use std::time::Duration;
 
 use common::{Backend, TestEnv};
 use lifecycle::queue::EnqueueRequest;
-use lifecycle::store::seed::{self, NewAccount, NewUser};
+use lifecycle::store::seed::{self, NewUser};
 use lifecycle_jobs::{Noop, ReleaseLicense};
 
 /// A license whose release is not due yet: ReleaseLicense fails transiently on it.
 async fn license_not_yet_due(env: &TestEnv) -> (i64, i64) {
     let now = env.clock.now();
     let mut tx = env.tx().await;
-    let account = seed::account(
-        &mut tx,
-        &NewAccount {
-            name: "Acme",
-            time_zone: "UTC",
-            billing_anchor_day: 1,
-            contacts_policy: "unassign",
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let account = common::utc_account(&mut tx, "Acme", now).await;
     let role = seed::role(&mut tx, account, "Rep", 1, false).await.unwrap();
     let user = seed::user(
         &mut tx,

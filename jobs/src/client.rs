@@ -27,7 +27,7 @@ use std::fmt;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::{InvalidPayload, Job};
+use crate::{Enqueued, InvalidPayload, Job, JobStatus};
 
 /// A client of one lifecycle service.
 #[derive(Clone)]
@@ -44,36 +44,6 @@ impl fmt::Debug for Client {
             .field("token", &"[redacted]")
             .finish()
     }
-}
-
-/// The service's answer to an enqueue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub struct Enqueued {
-    /// The job's id.
-    pub job_id: Uuid,
-    /// `false` when the idempotency key was used before: `job_id` is that earlier job.
-    pub created: bool,
-}
-
-/// A job as the service reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct JobStatus {
-    /// The job's id.
-    pub id: Uuid,
-    /// The kind's stable name.
-    pub kind: String,
-    /// `queued`, `running`, `done` or `dead`.
-    pub state: String,
-    /// Attempts started so far.
-    pub attempts: i32,
-    /// Attempts allowed.
-    pub max_attempts: i32,
-    /// Why the last attempt failed (a refusal's reason for a dead job).
-    pub last_error: Option<String>,
-    /// When it was accepted, epoch milliseconds.
-    pub created_at_ms: i64,
-    /// When it ended, epoch milliseconds.
-    pub finished_at_ms: Option<i64>,
 }
 
 /// Why a call failed.

@@ -33,6 +33,7 @@ mod noop;
 mod reassign_records;
 mod release_license;
 mod validation;
+mod wire;
 
 pub use actor::Actor;
 pub use deactivate_salesperson::DeactivateSalesperson;
@@ -41,6 +42,7 @@ pub use noop::Noop;
 pub use reassign_records::ReassignRecords;
 pub use release_license::ReleaseLicense;
 pub use validation::InvalidPayload;
+pub use wire::{Enqueued, JobStatus};
 
 use serde::{Serialize, de::DeserializeOwned};
 

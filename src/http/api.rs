@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use lifecycle_jobs::{InvalidPayload, MAX_PAYLOAD_BYTES};
+use lifecycle_jobs::{Enqueued, InvalidPayload, JobStatus, MAX_PAYLOAD_BYTES};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -31,16 +31,6 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Longer keys are refused: they are stored and indexed with every job.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
-/// Answer to an accepted `POST /v1/jobs/{kind}`.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct EnqueueResponse {
-    /// The job's id, to follow it with `GET /v1/jobs/{id}`.
-    pub job_id: Uuid,
-    /// `false` when the idempotency key was already used: `job_id` is that earlier job and
-    /// nothing new was enqueued.
-    pub created: bool,
-}
-
 /// Every refusal: what is wrong and, for bad input, the field at fault.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -50,36 +40,17 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-/// A job as `GET /v1/jobs/{id}` shows it. Times are epoch milliseconds.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct JobView {
-    pub id: Uuid,
-    /// The kind's stable name (`user::deactivate`).
-    pub kind: String,
-    /// `queued`, `running`, `done` or `dead`.
-    pub state: String,
-    /// Attempts started so far.
-    pub attempts: i32,
-    pub max_attempts: i32,
-    /// The error of the last failed attempt.
-    pub last_error: Option<String>,
-    pub created_at_ms: i64,
-    /// When the job ended as `done` or `dead`.
-    pub finished_at_ms: Option<i64>,
-}
-
-impl From<JobRecord> for JobView {
-    fn from(record: JobRecord) -> Self {
-        Self {
-            id: record.id,
-            kind: record.kind,
-            state: record.state,
-            attempts: record.attempts,
-            max_attempts: record.max_attempts,
-            last_error: record.last_error,
-            created_at_ms: record.created_at_ms,
-            finished_at_ms: record.finished_at_ms,
-        }
+/// The ledger row as the API shows it.
+fn job_status(record: JobRecord) -> JobStatus {
+    JobStatus {
+        id: record.id,
+        kind: record.kind,
+        state: record.state,
+        attempts: record.attempts,
+        max_attempts: record.max_attempts,
+        last_error: record.last_error,
+        created_at_ms: record.created_at_ms,
+        finished_at_ms: record.finished_at_ms,
     }
 }
 
@@ -227,7 +198,7 @@ pub async fn enqueue(
     kind: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<EnqueueResponse>), ApiError> {
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
     let Path(kind) = kind.map_err(|rejection| {
         InvalidPayload::new("kind", format!("unreadable: {}", rejection.body_text()))
     })?;
@@ -255,7 +226,7 @@ pub async fn enqueue(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(EnqueueResponse {
+        Json(Enqueued {
             job_id: enqueued.id,
             created: enqueued.created,
         }),
@@ -269,7 +240,7 @@ pub async fn enqueue(
     params(("id" = Uuid, Path, description = "The job id returned at enqueue")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The job", body = JobView),
+        (status = 200, description = "The job", body = JobStatus),
         (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     )
@@ -277,14 +248,14 @@ pub async fn enqueue(
 pub async fn show(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<JobView>, ApiError> {
+) -> Result<Json<JobStatus>, ApiError> {
     let not_an_id = || InvalidPayload::new("id", "must be a job id (a UUID)");
     let Path(id) = id.map_err(|_| not_an_id())?;
     let id = Uuid::parse_str(&id).map_err(|_| not_an_id())?;
     let record = ledger::get(&app.store, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(record.into()))
+    Ok(Json(job_status(record)))
 }
 
 /// JSON or a `+json` type; a missing Content-Type is refused too, as with axum's `Json`.

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
-    DeactivateSalesperson, DeactivateUser, Job, Noop, ReassignRecords, ReleaseLicense,
+    DeactivateSalesperson, DeactivateUser, Enqueued, Job, JobStatus, Noop, ReassignRecords,
+    ReleaseLicense,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -16,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::api::{EnqueueResponse, ErrorBody, JobView};
+use super::api::ErrorBody;
 
 /// The name of the bearer-token security scheme in the document.
 const BEARER: &str = "bearer";
@@ -29,9 +30,9 @@ const BEARER: &str = "bearer";
     ),
     paths(super::api::show, super::tokens::check),
     components(schemas(
-        EnqueueResponse,
+        Enqueued,
         ErrorBody,
-        JobView,
+        JobStatus,
         super::tokens::TokenCheckRequest,
         super::tokens::TokenCheckResponse,
         DeactivateSalesperson,
@@ -106,7 +107,7 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
             "202",
             ResponseBuilder::new()
                 .description("Accepted")
-                .content("application/json", json::<EnqueueResponse>())
+                .content("application/json", json::<Enqueued>())
                 .build(),
         )
         .response(

@@ -62,6 +62,22 @@ pub fn noop_requests(count: usize) -> Vec<EnqueueRequest> {
         .collect()
 }
 
+/// An account in UTC, billed on the 1st, contacts unassigned on deactivation.
+pub async fn utc_account(tx: &mut Tx, name: &str, now: DateTime<Utc>) -> i64 {
+    lifecycle::store::seed::account(
+        tx,
+        &lifecycle::store::seed::NewAccount {
+            name,
+            time_zone: "UTC",
+            billing_anchor_day: 1,
+            contacts_policy: "unassign",
+        },
+        now,
+    )
+    .await
+    .expect("seed account")
+}
+
 pub fn postgres_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
