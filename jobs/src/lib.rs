@@ -24,6 +24,8 @@
 //! `utoipa::ToSchema`, so a service can publish the payloads in an OpenAPI document; without
 //! it the crate depends on serde and little else.
 
+#![warn(missing_docs)]
+
 mod actor;
 #[cfg(feature = "client")]
 pub mod client;
