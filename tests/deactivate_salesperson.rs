@@ -164,25 +164,7 @@ async fn seed_world(env: &TestEnv, options: Options) -> World {
         .await
         .unwrap();
 
-    let other_account = common::utc_account(&mut tx, "Other", now).await;
-    let other_role = seed::role(&mut tx, other_account, "Admin", 100, true)
-        .await
-        .unwrap();
-    let other_account_admin = seed::user(
-        &mut tx,
-        &NewUser {
-            account_id: other_account,
-            role_id: other_role,
-            first_name: "Eve",
-            last_name: "Other",
-            email: "eve@other.test",
-            country: "ES",
-            status: "active",
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let other_account_admin = common::admin_of_another_account(&mut tx, now).await;
     tx.commit().await.unwrap();
     World {
         account,

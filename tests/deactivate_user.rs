@@ -140,25 +140,7 @@ async fn seed_world(env: &TestEnv, colleague_license: bool) -> World {
         .await
         .unwrap();
 
-    let other = common::utc_account(&mut tx, "Other", t0).await;
-    let other_role = seed::role(&mut tx, other, "Admin", 100, true)
-        .await
-        .unwrap();
-    let eve = seed::user(
-        &mut tx,
-        &NewUser {
-            account_id: other,
-            role_id: other_role,
-            first_name: "Eve",
-            last_name: "Other",
-            email: "eve@other.test",
-            country: "ES",
-            status: "active",
-        },
-        t0,
-    )
-    .await
-    .unwrap();
+    let eve = common::admin_of_another_account(&mut tx, t0).await;
     tx.commit().await.unwrap();
     World {
         account,

@@ -78,6 +78,30 @@ pub async fn utc_account(tx: &mut Tx, name: &str, now: DateTime<Utc>) -> i64 {
     .expect("seed account")
 }
 
+/// Eve, the active admin of a second account: the actor of cross-tenant attempts.
+pub async fn admin_of_another_account(tx: &mut Tx, now: DateTime<Utc>) -> i64 {
+    use lifecycle::store::seed;
+    let account = utc_account(tx, "Other", now).await;
+    let role = seed::role(tx, account, "Admin", 100, true)
+        .await
+        .expect("seed role");
+    seed::user(
+        tx,
+        &seed::NewUser {
+            account_id: account,
+            role_id: role,
+            first_name: "Eve",
+            last_name: "Other",
+            email: "eve@other.test",
+            country: "ES",
+            status: "active",
+        },
+        now,
+    )
+    .await
+    .expect("seed user")
+}
+
 pub fn postgres_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
