@@ -129,10 +129,6 @@ impl Queue {
         })
     }
 
-    pub fn policy(&self) -> RetryPolicy {
-        self.policy
-    }
-
     /// Records the job in the ledger (durably, before answering) and hands it to the
     /// transport. The same idempotency key twice gives the same job, enqueued once.
     pub async fn enqueue(&self, request: EnqueueRequest) -> Result<Enqueued, QueueError> {
@@ -170,14 +166,9 @@ impl Queue {
             return Ok(false);
         };
         if let Transport::Redis(redis) = &self.transport {
-            let message = Message {
-                id: job.id,
-                kind: job.kind,
-                payload: job.payload,
-                attempts: job.attempts,
-                max_attempts: job.max_attempts,
-            };
-            redis.push(&[(message, now_ms)], now_ms).await?;
+            redis
+                .push(&[(Message::of(&job, job.attempts), now_ms)], now_ms)
+                .await?;
         }
         Ok(true)
     }
@@ -283,17 +274,7 @@ impl Queue {
                     Settlement::Failed {
                         retry_at_ms: Some(run_at_ms),
                         ..
-                    } => retries.push((
-                        entry.clone(),
-                        Message {
-                            id: job.id,
-                            kind: job.kind.clone(),
-                            payload: job.payload.clone(),
-                            attempts: attempt,
-                            max_attempts: job.max_attempts,
-                        },
-                        *run_at_ms,
-                    )),
+                    } => retries.push((entry.clone(), Message::of(job, attempt), *run_at_ms)),
                     _ => acks.push(entry.clone()),
                 }
             }

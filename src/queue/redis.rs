@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::QueueError;
+use crate::store::ledger::ClaimedJob;
 
 const GROUP: &str = "workers";
 const FIELD: &str = "job";
@@ -36,6 +37,19 @@ pub struct Message {
     /// Attempts already made.
     pub attempts: i32,
     pub max_attempts: i32,
+}
+
+impl Message {
+    /// A claimed job as it travels again, having made `attempts` attempts.
+    pub fn of(job: &ClaimedJob, attempts: i32) -> Self {
+        Self {
+            id: job.id,
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            attempts,
+            max_attempts: job.max_attempts,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -226,17 +240,6 @@ impl RedisTransport {
             pipe.query_async::<()>(&mut conn).await?;
             released += ids.len() as u64;
         }
-    }
-
-    /// Entries in the stream plus delayed jobs, for metrics and tests.
-    pub async fn backlog(&self) -> Result<(u64, u64), QueueError> {
-        let mut conn = self.conn.clone();
-        let (stream, delayed): (u64, u64) = redis::pipe()
-            .xlen(&self.keys.stream)
-            .zcard(&self.keys.delayed)
-            .query_async(&mut conn)
-            .await?;
-        Ok((stream, delayed))
     }
 }
 
