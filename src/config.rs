@@ -34,6 +34,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub queue: QueueSettings,
     pub mail: MailSettings,
+    pub policy: PolicySettings,
     pub http: HttpSettings,
     pub log: LogSettings,
 }
@@ -64,6 +65,9 @@ pub struct QueueSettings {
     pub visibility_timeout_secs: u64,
     pub shutdown_timeout_secs: u64,
     pub max_attempts: u32,
+    /// `max_attempts` for particular job kinds, by name (`"mail::send" = 25`).
+    #[serde(default)]
+    pub max_attempts_per_kind: std::collections::HashMap<String, u32>,
     pub backoff_base_ms: u64,
     pub backoff_cap_secs: u64,
 }
@@ -81,6 +85,20 @@ pub struct MailSettings {
     pub folder: String,
     pub smtp_url: Secret<String>,
     pub from: String,
+    /// Seconds an SMTP connection or command may take before the attempt fails (and is
+    /// retried).
+    pub timeout_secs: u64,
+    /// The page a confirmation link opens; `?account=..&user=..&token=..` is appended.
+    pub confirm_url: String,
+    /// How long a confirmation link works after it is sent.
+    pub confirmation_ttl_hours: u32,
+}
+
+/// Account policies where the account sets none of its own.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PolicySettings {
+    /// Consecutive failed sign-ins allowed; the next one locks the user.
+    pub failed_login_limit: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,7 +1,7 @@
 //! lifecycle: the account-lifecycle worker and scheduler of a multi-tenant sales CRM.
 //!
-//! [`App`] wires the parts: the store (system of record and job ledger), the queue and
-//! the clock. The CLI in `main.rs` and the integration tests both start from here.
+//! [`App`] wires the parts: the store (system of record and job ledger), the queue, the
+//! mailer and the clock. The CLI in `main.rs` and the integration tests both start from here.
 
 pub mod clock;
 pub mod config;
@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod handlers;
 pub mod http;
+pub mod mail;
 pub mod queue;
 pub mod store;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use clock::Clock;
 use config::Settings;
+use mail::{MailError, Mailer};
 use queue::{Queue, QueueError};
 use store::{Store, StoreError};
 
@@ -25,6 +27,7 @@ pub struct App {
     pub settings: Settings,
     pub store: Store,
     pub queue: Queue,
+    pub mailer: Mailer,
     pub clock: Clock,
 }
 
@@ -34,11 +37,14 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot reach the queue: {0}")]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
 }
 
 impl App {
     /// Connects to the database (migrating it) and the queue.
     pub async fn start(settings: Settings, clock: Clock) -> Result<Arc<Self>, StartError> {
+        let mailer = Mailer::from_settings(&settings.mail)?;
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,
@@ -50,6 +56,7 @@ impl App {
             settings,
             store,
             queue,
+            mailer,
             clock,
         }))
     }

@@ -26,24 +26,43 @@
 
 #![warn(missing_docs)]
 
+mod activate_salesperson;
 mod actor;
 #[cfg(feature = "client")]
 pub mod client;
+mod confirm_user;
+mod country;
+mod create_user;
 mod deactivate_salesperson;
 mod deactivate_user;
 mod noop;
+mod purchase_made;
+mod reactivate_user;
 mod reassign_records;
+mod record_activity;
+mod record_login;
 mod release_license;
+mod send_email;
+mod unlock_user;
 mod validation;
 mod wire;
 
+pub use activate_salesperson::ActivateSalesperson;
 pub use actor::Actor;
+pub use confirm_user::{ConfirmUser, sha256_hex};
+pub use create_user::{CreateUser, UserKind};
 pub use deactivate_salesperson::DeactivateSalesperson;
 pub use deactivate_user::DeactivateUser;
 pub use noop::Noop;
+pub use purchase_made::PurchaseMade;
+pub use reactivate_user::ReactivateUser;
 pub use reassign_records::ReassignRecords;
+pub use record_activity::{ActivitySource, RecordActivity};
+pub use record_login::RecordLogin;
 pub use release_license::ReleaseLicense;
-pub use validation::InvalidPayload;
+pub use send_email::SendEmail;
+pub use unlock_user::{UnlockUser, UnlockVia};
+pub use validation::{InvalidPayload, LANGUAGES};
 pub use wire::{Enqueued, JobStatus};
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -52,7 +71,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// A kind of job: its payload type, its stable name and its validation.
-pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Job: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Stable namespaced name, stored with every queued job; never renamed.
     const NAME: &'static str;
     /// The form used in URLs and on the command line (`deactivate-salesperson`).
@@ -63,6 +82,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Checks what can be checked without the database: ids, codes, formats.
     fn validate(&self) -> Result<(), InvalidPayload>;
+
+    /// Replaces secrets in the payload by their digests. Called before a job is recorded,
+    /// so no queue or ledger ever holds a secret in clear; the handler compares digests.
+    fn seal(&mut self) {}
 }
 
 /// Every job kind this crate defines: its name and URL/CLI slug.
@@ -71,6 +94,15 @@ pub const KINDS: &[(&str, &str)] = &[
     (DeactivateUser::NAME, DeactivateUser::SLUG),
     (ReassignRecords::NAME, ReassignRecords::SLUG),
     (ReleaseLicense::NAME, ReleaseLicense::SLUG),
+    (CreateUser::NAME, CreateUser::SLUG),
+    (ConfirmUser::NAME, ConfirmUser::SLUG),
+    (ActivateSalesperson::NAME, ActivateSalesperson::SLUG),
+    (ReactivateUser::NAME, ReactivateUser::SLUG),
+    (UnlockUser::NAME, UnlockUser::SLUG),
+    (RecordLogin::NAME, RecordLogin::SLUG),
+    (RecordActivity::NAME, RecordActivity::SLUG),
+    (PurchaseMade::NAME, PurchaseMade::SLUG),
+    (SendEmail::NAME, SendEmail::SLUG),
     (Noop::NAME, Noop::SLUG),
 ];
 
@@ -82,7 +114,7 @@ pub fn kind_name(slug_or_name: &str) -> Option<&'static str> {
         .map(|(name, _)| *name)
 }
 
-/// A payload decoded and validated for its kind, re-encoded in canonical form.
+/// A payload decoded, validated and sealed for its kind, re-encoded in canonical form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatedJob {
     /// The kind's stable name.
@@ -97,7 +129,8 @@ pub struct ValidatedJob {
 /// HTTP or CLI front end calls before accepting a job of any kind.
 pub fn validate_json(slug_or_name: &str, json: &str) -> Result<ValidatedJob, InvalidPayload> {
     fn check<J: Job>(json: &str) -> Result<ValidatedJob, InvalidPayload> {
-        let job: J = decode(json)?;
+        let mut job: J = decode(json)?;
+        job.seal();
         Ok(ValidatedJob {
             name: J::NAME,
             account_id: job.account_id(),
@@ -110,6 +143,15 @@ pub fn validate_json(slug_or_name: &str, json: &str) -> Result<ValidatedJob, Inv
         Some(DeactivateUser::NAME) => check::<DeactivateUser>(json),
         Some(ReassignRecords::NAME) => check::<ReassignRecords>(json),
         Some(ReleaseLicense::NAME) => check::<ReleaseLicense>(json),
+        Some(CreateUser::NAME) => check::<CreateUser>(json),
+        Some(ConfirmUser::NAME) => check::<ConfirmUser>(json),
+        Some(ActivateSalesperson::NAME) => check::<ActivateSalesperson>(json),
+        Some(ReactivateUser::NAME) => check::<ReactivateUser>(json),
+        Some(UnlockUser::NAME) => check::<UnlockUser>(json),
+        Some(RecordLogin::NAME) => check::<RecordLogin>(json),
+        Some(RecordActivity::NAME) => check::<RecordActivity>(json),
+        Some(PurchaseMade::NAME) => check::<PurchaseMade>(json),
+        Some(SendEmail::NAME) => check::<SendEmail>(json),
         Some(Noop::NAME) => check::<Noop>(json),
         _ => Err(InvalidPayload::new(
             "kind",

@@ -30,6 +30,9 @@ pub enum GuardRefusal {
     /// G4: actor without the permission.
     #[error("actor {actor} is not allowed to manage users")]
     ActorMayNotManageUsers { actor: i64 },
+    /// Nobody hands out a role ranking above their own.
+    #[error("user {actor} cannot give role {role}, which ranks above their own")]
+    RoleRanksHigher { actor: i64, role: i64 },
     /// G5.
     #[error("cannot assign records to user {user}: the user is {status}, not active")]
     AssigneeNotActive { user: i64, status: UserStatus },
@@ -51,6 +54,15 @@ pub fn actor_may_manage(
             account: account_id,
         });
     }
+    actor_may_manage_account(account_id, actor)
+}
+
+/// G4 where there is no target yet (a user being created): the actor is an active user of
+/// the account who may manage users, or the system.
+pub fn actor_may_manage_account(
+    account_id: i64,
+    actor: Option<&Person>,
+) -> Result<(), GuardRefusal> {
     let Some(actor) = actor else { return Ok(()) };
     if actor.account_id != account_id {
         return Err(GuardRefusal::ActorOfAnotherAccount {
@@ -79,6 +91,18 @@ pub fn actor_outranks_or_equals(
         Some(actor) if actor.role_rank < target.role_rank => Err(GuardRefusal::TargetRanksHigher {
             actor: actor.id,
             target: target.id,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Nobody creates a user with a role ranking above their own (the same rule as G1, for
+/// privileges handed out rather than taken away). The system may.
+pub fn may_grant_role(actor: Option<&Person>, role_id: i64, role_rank: i32) -> Result<(), GuardRefusal> {
+    match actor {
+        Some(actor) if actor.role_rank < role_rank => Err(GuardRefusal::RoleRanksHigher {
+            actor: actor.id,
+            role: role_id,
         }),
         _ => Ok(()),
     }
@@ -156,6 +180,34 @@ mod tests {
             })
         );
         assert!(actor_outranks_or_equals(None, &person(2, 10, 90)).is_ok());
+    }
+
+    #[test]
+    fn nobody_grants_a_role_above_their_own() {
+        let manager = person(1, 10, 50);
+        assert!(may_grant_role(Some(&manager), 7, 50).is_ok());
+        assert!(may_grant_role(Some(&manager), 7, 10).is_ok());
+        assert_eq!(
+            may_grant_role(Some(&manager), 7, 90),
+            Err(GuardRefusal::RoleRanksHigher { actor: 1, role: 7 })
+        );
+        assert!(may_grant_role(None, 7, 90).is_ok());
+    }
+
+    #[test]
+    fn g4_without_a_target_checks_the_actor() {
+        assert!(actor_may_manage_account(10, None).is_ok());
+        assert!(actor_may_manage_account(10, Some(&person(1, 10, 50))).is_ok());
+        assert!(matches!(
+            actor_may_manage_account(10, Some(&person(1, 11, 50))),
+            Err(GuardRefusal::ActorOfAnotherAccount { .. })
+        ));
+        let mut clerk = person(1, 10, 50);
+        clerk.may_manage_users = false;
+        assert!(matches!(
+            actor_may_manage_account(10, Some(&clerk)),
+            Err(GuardRefusal::ActorMayNotManageUsers { .. })
+        ));
     }
 
     #[test]

@@ -5,3 +5,7 @@ pub mod billing;
 pub mod guards;
 pub mod reassignment;
 pub mod user;
+pub mod confirmation;
+pub mod lockout;
+pub mod seats;
+pub mod credentials;

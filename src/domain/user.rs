@@ -38,6 +38,36 @@ impl fmt::Display for UserStatus {
     }
 }
 
+/// Why a user is locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockReason {
+    /// Too many consecutive failed sign-ins.
+    FailedLogins,
+    /// No activity for the idle period.
+    Idle,
+    /// An administrator locked the user.
+    Admin,
+}
+
+impl LockReason {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "failed_logins" => Some(Self::FailedLogins),
+            "idle" => Some(Self::Idle),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedLogins => "failed_logins",
+            Self::Idle => "idle",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 /// What happens to a deactivated salesperson's contacts, by account policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContactsPolicy {

@@ -1,20 +1,36 @@
 //! One file per job kind: load, check the guards, apply the effects in one transaction.
 //! [`run`] is the one place a job kind's name meets its handler.
 
+pub mod activate_salesperson;
+pub mod confirm_user;
+pub mod create_user;
 pub mod deactivate_salesperson;
 pub mod deactivate_user;
+pub mod outbox;
+pub mod purchase_made;
+pub mod reactivate_user;
 pub mod reassign_records;
+pub mod record_activity;
+pub mod record_login;
 pub mod release_license;
+pub mod send_email;
+pub mod unlock_user;
 
 use lifecycle_jobs::{
-    Actor, DeactivateSalesperson, DeactivateUser, InvalidPayload, Job, Noop, ReassignRecords,
-    ReleaseLicense, decode,
+    ActivateSalesperson, Actor, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser,
+    InvalidPayload, Job, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
+    RecordLogin, ReleaseLicense, SendEmail, UnlockUser, decode,
 };
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::confirmation::LinkRefusal;
 use crate::domain::guards::GuardRefusal;
+use crate::domain::lockout::UnlockRefusal;
+use crate::domain::seats::NoFreeLicense;
 use crate::domain::user::Person;
+use crate::mail::{MailError, Mailer};
 use crate::queue::{AttemptResult, Queue, QueueError};
 use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
@@ -28,6 +44,14 @@ pub enum JobError {
     Refused(#[from] GuardRefusal),
     #[error(transparent)]
     InvalidPayload(#[from] InvalidPayload),
+    #[error(transparent)]
+    NoFreeLicense(#[from] NoFreeLicense),
+    #[error(transparent)]
+    ConfirmationLink(#[from] LinkRefusal),
+    #[error(transparent)]
+    Unlock(#[from] UnlockRefusal),
+    #[error(transparent)]
+    Mail(#[from] MailError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -45,7 +69,11 @@ pub enum JobError {
 impl JobError {
     pub fn is_permanent(&self) -> bool {
         match self {
+            JobError::Mail(error) => error.is_permanent(),
             JobError::Refused(_)
+            | JobError::NoFreeLicense(_)
+            | JobError::ConfirmationLink(_)
+            | JobError::Unlock(_)
             | JobError::InvalidPayload(_)
             | JobError::NotFound(_)
             | JobError::Precondition(_)
@@ -79,6 +107,8 @@ pub struct JobContext<'a> {
     pub store: &'a Store,
     pub queue: &'a Queue,
     pub clock: &'a Clock,
+    pub mailer: &'a Mailer,
+    pub settings: &'a Settings,
     pub job_id: Uuid,
 }
 
@@ -92,6 +122,38 @@ impl JobContext<'_> {
             at: self.clock.now(),
         }
     }
+}
+
+/// The account of a job, or not found.
+pub(crate) async fn load_account(tx: &mut Tx, account_id: i64) -> Result<AccountRow, JobError> {
+    accounts::find(tx, account_id)
+        .await?
+        .ok_or_else(|| JobError::NotFound(format!("account {account_id} does not exist")))
+}
+
+/// The acting user (`None` for the system), or not found.
+pub(crate) async fn load_actor(tx: &mut Tx, actor: Actor) -> Result<Option<Person>, JobError> {
+    match actor.user_id() {
+        None => Ok(None),
+        Some(actor_id) => Ok(Some(users::find_person(tx, actor_id).await?.ok_or_else(
+            || JobError::NotFound(format!("actor user {actor_id} does not exist")),
+        )?)),
+    }
+}
+
+/// A user of the account, or not found (another tenant's user does not exist here).
+pub(crate) async fn load_user(
+    tx: &mut Tx,
+    account_id: i64,
+    user_id: i64,
+) -> Result<users::UserRow, JobError> {
+    users::find_in_account(tx, account_id, user_id)
+        .await?
+        .ok_or_else(|| {
+            JobError::NotFound(format!(
+                "user {user_id} does not exist in account {account_id}"
+            ))
+        })
 }
 
 /// The account of a job, its target user and its actor, loaded and checked to exist in
@@ -108,9 +170,7 @@ pub(crate) async fn load_parties(
     user_id: i64,
     actor: Actor,
 ) -> Result<Parties, JobError> {
-    let account = accounts::find(tx, account_id)
-        .await?
-        .ok_or_else(|| JobError::NotFound(format!("account {account_id} does not exist")))?;
+    let account = load_account(tx, account_id).await?;
     let target = users::find_person(tx, user_id)
         .await?
         .filter(|user| user.account_id == account_id)
@@ -119,13 +179,7 @@ pub(crate) async fn load_parties(
                 "user {user_id} does not exist in account {account_id}"
             ))
         })?;
-    let actor =
-        match actor.user_id() {
-            None => None,
-            Some(actor_id) => Some(users::find_person(tx, actor_id).await?.ok_or_else(|| {
-                JobError::NotFound(format!("actor user {actor_id} does not exist"))
-            })?),
-        };
+    let actor = load_actor(tx, actor).await?;
     Ok(Parties {
         account,
         target,
@@ -168,6 +222,51 @@ pub async fn run(ctx: &JobContext<'_>, kind: &str, payload: &str) -> Result<Outc
             let job: ReleaseLicense = decode(payload)?;
             record_span_fields(&job, None);
             release_license::run(ctx, &job).await
+        }
+        CreateUser::NAME => {
+            let job: CreateUser = decode(payload)?;
+            record_span_fields(&job, None);
+            create_user::run(ctx, &job).await
+        }
+        ConfirmUser::NAME => {
+            let job: ConfirmUser = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            confirm_user::run(ctx, &job).await
+        }
+        ActivateSalesperson::NAME => {
+            let job: ActivateSalesperson = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            activate_salesperson::run(ctx, &job).await
+        }
+        ReactivateUser::NAME => {
+            let job: ReactivateUser = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            reactivate_user::run(ctx, &job).await
+        }
+        UnlockUser::NAME => {
+            let job: UnlockUser = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            unlock_user::run(ctx, &job).await
+        }
+        RecordLogin::NAME => {
+            let job: RecordLogin = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            record_login::run(ctx, &job).await
+        }
+        RecordActivity::NAME => {
+            let job: RecordActivity = decode(payload)?;
+            record_span_fields(&job, Some(job.user_id));
+            record_activity::run(ctx, &job).await
+        }
+        PurchaseMade::NAME => {
+            let job: PurchaseMade = decode(payload)?;
+            record_span_fields(&job, None);
+            purchase_made::run(ctx, &job).await
+        }
+        SendEmail::NAME => {
+            let job: SendEmail = decode(payload)?;
+            record_span_fields(&job, None);
+            send_email::run(ctx, &job).await
         }
         Noop::NAME => {
             let job: Noop = decode(payload)?;

@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
-    DeactivateSalesperson, DeactivateUser, Enqueued, Job, JobStatus, Noop, ReassignRecords,
-    ReleaseLicense,
+    ActivateSalesperson, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser,
+    Enqueued, Job, JobStatus, Noop, PurchaseMade, ReactivateUser, ReassignRecords,
+    RecordActivity, RecordLogin, ReleaseLicense, SendEmail, UnlockUser,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -39,6 +40,15 @@ const BEARER: &str = "bearer";
         DeactivateUser,
         ReassignRecords,
         ReleaseLicense,
+        CreateUser,
+        ConfirmUser,
+        ActivateSalesperson,
+        ReactivateUser,
+        UnlockUser,
+        RecordLogin,
+        RecordActivity,
+        PurchaseMade,
+        SendEmail,
         Noop
     )),
     modifiers(&BearerScheme, &EnqueuePaths)
@@ -68,6 +78,15 @@ impl Modify for EnqueuePaths {
             enqueue_path::<DeactivateUser>(),
             enqueue_path::<ReassignRecords>(),
             enqueue_path::<ReleaseLicense>(),
+            enqueue_path::<CreateUser>(),
+            enqueue_path::<ConfirmUser>(),
+            enqueue_path::<ActivateSalesperson>(),
+            enqueue_path::<ReactivateUser>(),
+            enqueue_path::<UnlockUser>(),
+            enqueue_path::<RecordLogin>(),
+            enqueue_path::<RecordActivity>(),
+            enqueue_path::<PurchaseMade>(),
+            enqueue_path::<SendEmail>(),
             enqueue_path::<Noop>(),
         ] {
             document.paths.paths.insert(path, item);

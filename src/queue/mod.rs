@@ -42,11 +42,14 @@ pub struct EnqueueRequest {
 }
 
 impl EnqueueRequest {
+    /// The request for `job`, its secrets sealed ([`Job::seal`]).
     pub fn for_job<J: Job>(job: &J, idempotency_key: Option<String>) -> Result<Self, QueueError> {
+        let mut sealed = job.clone();
+        sealed.seal();
         Ok(Self {
             kind: J::NAME,
             account_id: Some(job.account_id()),
-            payload: serde_json::to_string(job).map_err(QueueError::Encode)?,
+            payload: serde_json::to_string(&sealed).map_err(QueueError::Encode)?,
             idempotency_key,
             run_at_ms: None,
         })
@@ -187,7 +190,13 @@ impl Queue {
             account_id: request.account_id,
             payload: request.payload,
             idempotency_key: request.idempotency_key,
-            max_attempts: self.policy.max_attempts as i32,
+            max_attempts: self
+                .settings
+                .max_attempts_per_kind
+                .get(request.kind)
+                .copied()
+                .unwrap_or(self.policy.max_attempts)
+                .max(1) as i32,
             run_at_ms: request.run_at_ms.unwrap_or(now_ms),
             created_at_ms: now_ms,
         };

@@ -260,6 +260,8 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
             store: &app.store,
             queue: &app.queue,
             clock: &app.clock,
+            mailer: &app.mailer,
+            settings: &app.settings,
             job_id: job.id,
         };
         let result = handlers::run(&ctx, &job.kind, &job.payload).await;

@@ -12,6 +12,8 @@ pub struct AccountRow {
     pub time_zone: String,
     pub billing_anchor_day: i32,
     pub contacts_policy: String,
+    /// The account's own limit of consecutive failed sign-ins, if it set one.
+    pub failed_login_limit: Option<i32>,
 }
 
 impl AccountRow {
@@ -29,7 +31,8 @@ pub async fn find(tx: &mut Tx, account_id: i64) -> Result<Option<AccountRow>, St
     fetch_optional!(
         tx,
         AccountRow,
-        "SELECT id, name, time_zone, billing_anchor_day, contacts_policy FROM accounts WHERE id = $1",
+        "SELECT id, name, time_zone, billing_anchor_day, contacts_policy, failed_login_limit
+           FROM accounts WHERE id = $1",
         account_id
     )
 }
@@ -44,5 +47,22 @@ pub async fn active_phone_numbers_in(
         "SELECT COUNT(*) FROM phone_numbers WHERE account_id = $1 AND country = $2 AND active = TRUE",
         account_id,
         country
+    )
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoleRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub rank: i32,
+}
+
+pub async fn find_role(tx: &mut Tx, role_id: i64) -> Result<Option<RoleRow>, StoreError> {
+    fetch_optional!(
+        tx,
+        RoleRow,
+        "SELECT id, account_id, name, rank FROM roles WHERE id = $1",
+        role_id
     )
 }

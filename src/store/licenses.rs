@@ -82,3 +82,67 @@ pub async fn release_if_due(
     )?;
     Ok(changed == 1)
 }
+
+/// Locks the pool of `country` until the transaction ends, so that jobs taking seats in
+/// one pool run one after the other (two racing for the last seat: the second sees the
+/// first's license). Returns the pool's seats, `None` when the account has no pool there.
+///
+/// A no-op UPDATE rather than `SELECT .. FOR UPDATE`: the same statement locks the row on
+/// PostgreSQL and runs inside SQLite's already exclusive write transaction.
+pub async fn lock_pool(
+    tx: &mut Tx,
+    account_id: i64,
+    country: &str,
+) -> Result<Option<i64>, StoreError> {
+    let seats: Option<i32> = fetch_optional!(
+        tx,
+        (i32,),
+        "UPDATE license_pools SET seats = seats WHERE account_id = $1 AND country = $2
+         RETURNING seats",
+        account_id,
+        country
+    )?
+    .map(|(seats,)| seats);
+    Ok(seats.map(i64::from))
+}
+
+/// Seats taken in a pool: licenses `active` or `releasing`.
+pub async fn seats_taken(tx: &mut Tx, account_id: i64, country: &str) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "SELECT COUNT(*) FROM salesperson_licenses
+          WHERE account_id = $1 AND country = $2 AND state IN ('active', 'releasing')",
+        account_id,
+        country
+    )
+}
+
+/// A new `active` license: the user takes a seat.
+pub async fn insert_active(
+    tx: &mut Tx,
+    account_id: i64,
+    user_id: i64,
+    country: &str,
+    at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO salesperson_licenses (account_id, user_id, country, state, created_at)
+         VALUES ($1, $2, $3, 'active', $4) RETURNING id",
+        account_id,
+        user_id,
+        country,
+        at
+    )
+}
+
+/// `releasing -> active`: the user keeps the seat they still hold, no second seat taken.
+pub async fn reclaim(tx: &mut Tx, license_id: i64) -> Result<bool, StoreError> {
+    let changed = execute!(
+        tx,
+        "UPDATE salesperson_licenses SET state = 'active', release_at = NULL
+          WHERE id = $1 AND state = 'releasing'",
+        license_id
+    )?;
+    Ok(changed == 1)
+}

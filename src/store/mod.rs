@@ -7,6 +7,8 @@
 pub mod access;
 pub mod accounts;
 pub mod audit;
+pub mod confirmation_links;
+pub mod emails;
 pub mod ledger;
 pub mod licenses;
 pub mod records;

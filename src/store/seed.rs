@@ -292,3 +292,70 @@ pub async fn subscription(
         state
     )
 }
+
+/// Sets the language of a user's emails (`en`, `es`, `fr`, `pt`).
+pub async fn user_language(tx: &mut Tx, user_id: i64, language: &str) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE users SET language = $2 WHERE id = $1",
+        user_id,
+        language
+    )?;
+    Ok(())
+}
+
+/// Makes a user a customer (the kind a purchase can reactivate).
+pub async fn make_customer(tx: &mut Tx, user_id: i64) -> Result<(), StoreError> {
+    execute!(tx, "UPDATE users SET kind = 'customer' WHERE id = $1", user_id)?;
+    Ok(())
+}
+
+/// Locks a user for `reason` (`failed_logins`, `idle`, `admin`) with `failed_logins`
+/// consecutive failures and the last activity at `last_activity_at`.
+pub async fn locked(
+    tx: &mut Tx,
+    user_id: i64,
+    reason: &str,
+    failed_logins: i32,
+    last_activity_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE users SET status = 'locked', lock_reason = $2, failed_logins = $3,
+                          last_activity_at = $4
+          WHERE id = $1",
+        user_id,
+        reason,
+        failed_logins,
+        last_activity_at
+    )?;
+    Ok(())
+}
+
+/// A per-user permission override.
+pub async fn permission_override(
+    tx: &mut Tx,
+    user_id: i64,
+    permission: &str,
+    granted: bool,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO user_permission_overrides (user_id, permission, granted) VALUES ($1, $2, $3)",
+        user_id,
+        permission,
+        granted
+    )?;
+    Ok(())
+}
+
+/// Sets the account's own limit of consecutive failed sign-ins.
+pub async fn failed_login_limit(tx: &mut Tx, account_id: i64, limit: i32) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE accounts SET failed_login_limit = $2 WHERE id = $1",
+        account_id,
+        limit
+    )?;
+    Ok(())
+}

@@ -66,3 +66,37 @@ pub async fn leave_all_teams(
         user_id
     )
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TeamRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+}
+
+pub async fn find(tx: &mut Tx, team_id: i64) -> Result<Option<TeamRow>, StoreError> {
+    fetch_optional!(
+        tx,
+        TeamRow,
+        "SELECT id, account_id, name FROM teams WHERE id = $1",
+        team_id
+    )
+}
+
+/// The user joins the team now.
+pub async fn join(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    team_id: i64,
+    user_id: i64,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
+        team_id,
+        user_id,
+        stamp.at
+    )?;
+    let detail = serde_json::json!({ "team_id": team_id });
+    super::audit::record(tx, stamp, "user", user_id, "joined_team", &detail.to_string()).await
+}

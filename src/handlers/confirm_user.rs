@@ -1,0 +1,46 @@
+//! ConfirmUser (SPEC section 4): `pending -> active` with the secret of the single-use
+//! link the user was emailed. An unknown, used, superseded or expired link is refused.
+
+use lifecycle_jobs::{ConfirmUser, Job};
+
+use super::{JobContext, JobError, Outcome, load_user};
+use crate::domain::confirmation::{LinkRefusal, LinkState, check_link};
+use crate::domain::user::UserStatus;
+use crate::store::{confirmation_links, ledger, users};
+
+pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, JobError> {
+    let mut tx = ctx.store.begin().await?;
+    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let user = load_user(&mut tx, job.account_id, job.user_id).await?;
+    let now = ctx.clock.now();
+    let link = confirmation_links::find(&mut tx, user.id, &job.token_digest()).await?;
+    check_link(
+        link.as_ref().map(|link| LinkState {
+            expires_at: link.expires_at,
+            used_at: link.used_at,
+            superseded_at: link.superseded_at,
+        })
+        .as_ref(),
+        now,
+    )?;
+    let Some(link) = link else {
+        return Err(LinkRefusal::Unknown.into());
+    };
+    if user.status() != UserStatus::Pending {
+        return Err(JobError::Precondition(format!(
+            "user {} is {}, not pending: there is nothing to confirm",
+            user.id, user.status
+        )));
+    }
+    // The user confirms themselves: the audit names them.
+    let stamp = ctx.audit_stamp(job.account_id, format!("user:{}", user.id));
+    if !confirmation_links::mark_used(&mut tx, link.id, now).await? {
+        return Err(LinkRefusal::AlreadyUsed(now).into());
+    }
+    users::confirm(&mut tx, &stamp, user.id).await?;
+    ledger::mark_applied(&mut tx, ctx.job_id, ConfirmUser::NAME, now).await?;
+    tx.commit().await?;
+    Ok(Outcome::Applied)
+}

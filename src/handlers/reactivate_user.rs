@@ -1,0 +1,78 @@
+//! ReactivateUser (SPEC section 4): `deactivated -> active` and off the blocklist; nothing
+//! else comes back (subscriptions, teams, opportunities, transferred tasks stay where they
+//! went; permissions are as they were). With `license_country` the user is a salesperson
+//! again, only if a seat is free: a license still `releasing` there is reclaimed instead.
+//! All or nothing: without a free seat nothing changes.
+
+use lifecycle_jobs::{Job, ReactivateUser};
+
+use super::activate_salesperson::take_license;
+use super::outbox::record_email;
+use super::{JobContext, JobError, Outcome, Parties, load_parties, load_user};
+use crate::domain::guards;
+use crate::domain::user::UserStatus;
+use crate::mail::render::Template;
+use crate::queue::AfterCommit;
+use crate::store::{ledger, licenses, users};
+
+pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, JobError> {
+    let mut tx = ctx.store.begin().await?;
+    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let Parties {
+        account,
+        target,
+        actor,
+    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+    guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
+    match target.status {
+        UserStatus::Deactivated => {}
+        UserStatus::Active if job.license_country.is_some() => {}
+        UserStatus::Active => {
+            ledger::mark_applied(&mut tx, ctx.job_id, ReactivateUser::NAME, ctx.clock.now())
+                .await?;
+            tx.commit().await?;
+            return Ok(Outcome::NothingToDo(format!(
+                "user {} is already active",
+                target.id
+            )));
+        }
+        UserStatus::Pending => {
+            return Err(JobError::Precondition(format!(
+                "user {} is pending: they confirm their account with the emailed link",
+                target.id
+            )));
+        }
+        UserStatus::Locked => {
+            return Err(JobError::Precondition(format!(
+                "user {} is locked, not deactivated: unlock them instead",
+                target.id
+            )));
+        }
+    }
+
+    let stamp = ctx.audit_stamp(job.account_id, job.actor);
+    let user = load_user(&mut tx, job.account_id, target.id).await?;
+    let mut after_commit = AfterCommit::default();
+    if users::reactivate(&mut tx, &stamp, user.id).await? {
+        users::unblock_email(&mut tx, &stamp, &user.email).await?;
+        after_commit = record_email(
+            ctx,
+            &mut tx,
+            &account,
+            &user,
+            Template::Reactivated,
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    if let Some(country) = &job.license_country {
+        let held = licenses::live_for_user(&mut tx, user.id).await?;
+        take_license(&mut tx, &stamp, user.id, country, held.as_ref()).await?;
+    }
+    ledger::mark_applied(&mut tx, ctx.job_id, ReactivateUser::NAME, stamp.at).await?;
+    tx.commit().await?;
+    ctx.queue.push(after_commit).await?;
+    Ok(Outcome::Applied)
+}

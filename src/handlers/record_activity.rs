@@ -1,0 +1,33 @@
+//! RecordActivity (SPEC section 4): a sign of use (sign-in, API call, mobile, integration
+//! sync) moves an active user's last-activity time forward, never back. Not audited:
+//! telemetry, written often.
+
+use lifecycle_jobs::{Job, RecordActivity};
+
+use super::{JobContext, JobError, Outcome, load_user};
+use crate::domain::user::UserStatus;
+use crate::store::{ledger, users};
+
+pub async fn run(ctx: &JobContext<'_>, job: &RecordActivity) -> Result<Outcome, JobError> {
+    let mut tx = ctx.store.begin().await?;
+    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let user = load_user(&mut tx, job.account_id, job.user_id).await?;
+    let now = ctx.clock.now();
+    let at = job.at.map_or(now, |at| at.min(now));
+    let outcome = if user.status() != UserStatus::Active {
+        // A locked user's integration may still sync; it does not undo the lock.
+        Outcome::NothingToDo(format!(
+            "user {} is {}: activity is not recorded",
+            user.id, user.status
+        ))
+    } else if users::record_activity(&mut tx, user.id, at).await? {
+        Outcome::Applied
+    } else {
+        Outcome::NothingToDo("a later activity is already recorded".into())
+    };
+    ledger::mark_applied(&mut tx, ctx.job_id, RecordActivity::NAME, now).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,120 @@
+//! Recorded email messages (the mail outbox): written in the transaction of the change that
+//! calls for them, sent by a SendEmail job, marked sent once.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
+
+#[derive(Clone, Debug)]
+pub struct NewEmail<'a> {
+    pub account_id: i64,
+    pub user_id: Option<i64>,
+    pub template: &'a str,
+    pub language: &'a str,
+    pub to_address: &'a str,
+    pub to_name: &'a str,
+    /// What the template shows (JSON object); never a secret.
+    pub variables: &'a serde_json::Value,
+    pub created_by_job: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert(tx: &mut Tx, email: &NewEmail<'_>) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO email_messages (account_id, user_id, template, language, to_address,
+                                     to_name, variables, state, created_by_job, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) RETURNING id",
+        email.account_id,
+        email.user_id,
+        email.template,
+        email.language,
+        email.to_address,
+        email.to_name,
+        email.variables.to_string(),
+        email.created_by_job,
+        email.created_at
+    )
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EmailRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub user_id: Option<i64>,
+    pub template: String,
+    pub language: String,
+    pub to_address: String,
+    pub to_name: String,
+    pub variables: String,
+    /// `pending`, `sent` or `canceled`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub send_attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub message_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, account_id, user_id, template, language, to_address, to_name, \
+                       variables, state, created_at, send_attempts, sent_at, message_id";
+
+pub async fn find(tx: &mut Tx, email_id: i64) -> Result<Option<EmailRow>, StoreError> {
+    fetch_optional!(
+        tx,
+        EmailRow,
+        sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM email_messages WHERE id = $1")),
+        email_id
+    )
+}
+
+/// A user's messages, oldest first.
+pub async fn for_user(tx: &mut Tx, user_id: i64) -> Result<Vec<EmailRow>, StoreError> {
+    fetch_all!(
+        tx,
+        EmailRow,
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM email_messages WHERE user_id = $1 ORDER BY id"
+        )),
+        user_id
+    )
+}
+
+/// Counts one delivery attempt (kept even when the attempt then fails).
+pub async fn count_attempt(tx: &mut Tx, email_id: i64) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE email_messages SET send_attempts = send_attempts + 1 WHERE id = $1",
+        email_id
+    )?;
+    Ok(())
+}
+
+/// `pending -> sent`. Returns whether this call made the change.
+pub async fn mark_sent(
+    tx: &mut Tx,
+    email_id: i64,
+    message_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = execute!(
+        tx,
+        "UPDATE email_messages SET state = 'sent', sent_at = $2, message_id = $3
+          WHERE id = $1 AND state = 'pending'",
+        email_id,
+        at,
+        message_id
+    )?;
+    Ok(changed == 1)
+}
+
+/// `pending -> canceled`: what the message says is no longer true (the user it welcomes
+/// was deactivated before it went out).
+pub async fn cancel(tx: &mut Tx, email_id: i64) -> Result<bool, StoreError> {
+    let changed = execute!(
+        tx,
+        "UPDATE email_messages SET state = 'canceled' WHERE id = $1 AND state = 'pending'",
+        email_id
+    )?;
+    Ok(changed == 1)
+}
