@@ -690,15 +690,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod tmp_dump {
-    #[test]
-    fn tmp_dump() {
-        use super::*;
-        let vars = serde_json::json!({"first_name":"Ana","last_name":"Silvestri","account_name":"Northwind","email":"a@x.io","temporary_password":"Tmp-1","confirm_url":"https://x.io/c?t=1&u=2","expires_at":"2026-11-26 14:00 UTC","failed_logins":1,"locked_at":"2026-11-20","idle_days":90,"action_date":"2026-12-01","days_left":1});
-        for (t, l) in [(Template::Credentials, "fr"), (Template::LockedFailedLogins, "es"), (Template::IdleLockWarning, "pt")] {
-            let r = render(t, l, &vars).unwrap();
-            println!("SUBJECT: {}\n---TEXT---\n{}---HTML---\n{}\n=====", r.subject, r.text, r.html);
-        }
-    }
-}

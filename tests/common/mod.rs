@@ -6,17 +6,21 @@
 //! its production backend.
 #![allow(dead_code)]
 
+pub mod smtp_sink;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lifecycle::App;
 use lifecycle::clock::Clock;
-use lifecycle::config::{QueueBackend, Secret, Settings};
+use lifecycle::config::{MailTransport, QueueBackend, Secret, Settings};
 use lifecycle::queue::worker;
 use lifecycle::queue::{EnqueueRequest, Enqueued};
 use lifecycle::store::ledger::{self, JobRecord};
 use lifecycle::store::{Store, Tx};
+use lifecycle_jobs::Job;
+use smtp_sink::SmtpSink;
 use uuid::Uuid;
 
 /// Which backends a scenario runs on.
@@ -46,6 +50,88 @@ macro_rules! on_both_backends {
             }
         )+
     };
+}
+
+/// The request for a job, without an idempotency key.
+pub fn request<J: Job>(job: &J) -> EnqueueRequest {
+    EnqueueRequest::for_job(job, None).expect("encode job")
+}
+
+/// An account with an admin who may manage users, an agent role, a team led by the admin
+/// and a license pool in Spain: the world of the onboarding, activation and lockout tests.
+pub struct World {
+    pub account: i64,
+    pub admin: i64,
+    pub admin_role: i64,
+    pub agent_role: i64,
+    pub team: i64,
+}
+
+pub async fn seed_world(env: &TestEnv, seats_in_spain: i32) -> World {
+    use lifecycle::store::seed;
+    let now = env.clock.now();
+    let mut tx = env.tx().await;
+    let account = utc_account(&mut tx, "Acme Ventas", now).await;
+    let admin_role = seed::role(&mut tx, account, "Admin", 100, true)
+        .await
+        .unwrap();
+    let agent_role = seed::role(&mut tx, account, "Agent", 10, false)
+        .await
+        .unwrap();
+    let admin = seed::user(
+        &mut tx,
+        &seed::NewUser {
+            account_id: account,
+            role_id: admin_role,
+            first_name: "Ada",
+            last_name: "Admin",
+            email: "ada@acme.test",
+            country: "ES",
+            status: "active",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let team = seed::team(&mut tx, account, "North", admin, now)
+        .await
+        .unwrap();
+    seed::license_pool(&mut tx, account, "ES", seats_in_spain)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    World {
+        account,
+        admin,
+        admin_role,
+        agent_role,
+        team,
+    }
+}
+
+/// An active agent of the world's account, speaking `language`.
+pub async fn seed_agent(env: &TestEnv, world: &World, first_name: &str, language: &str) -> i64 {
+    use lifecycle::store::seed;
+    let mut tx = env.tx().await;
+    let email = format!("{}@acme.test", first_name.to_lowercase());
+    let user = seed::user(
+        &mut tx,
+        &seed::NewUser {
+            account_id: world.account,
+            role_id: world.agent_role,
+            first_name,
+            last_name: "Agent",
+            email: &email,
+            country: "ES",
+            status: "active",
+        },
+        env.clock.now(),
+    )
+    .await
+    .unwrap();
+    seed::user_language(&mut tx, user, language).await.unwrap();
+    tx.commit().await.unwrap();
+    user
 }
 
 /// `count` no-op jobs, ready to enqueue in one batch.
@@ -120,6 +206,8 @@ pub struct TestEnv {
     pub backend: Backend,
     pub app: Arc<App>,
     pub clock: Clock,
+    /// The SMTP server the service sends to: what a user would find in their mailbox.
+    pub sink: SmtpSink,
     cleanup: Cleanup,
     worker: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -147,6 +235,10 @@ impl TestEnv {
         settings.queue.shutdown_timeout_secs = 10;
         let namespace = format!("test-{}", Uuid::new_v4().simple());
         settings.queue.namespace = namespace.clone();
+        let sink = SmtpSink::start().await;
+        settings.mail.transport = MailTransport::Smtp;
+        settings.mail.smtp_url = Secret::new(sink.url());
+        settings.mail.timeout_secs = 5;
         let cleanup = match backend {
             Backend::Sqlite => {
                 let folder = tempfile::tempdir().expect("temp dir");
@@ -175,9 +267,76 @@ impl TestEnv {
             backend,
             app,
             clock,
+            sink,
             cleanup,
             worker: None,
         }
+    }
+
+    /// Enqueues `job` and waits until it is done or dead.
+    pub async fn run<J: Job>(&mut self, job: &J) -> JobRecord {
+        self.run_job(request(job)).await
+    }
+
+    /// Waits for `count` messages in the SMTP sink (all received so far).
+    pub async fn mail(&self, count: usize) -> Vec<smtp_sink::ReceivedMessage> {
+        self.sink.wait_for(count, Duration::from_secs(30)).await
+    }
+
+    /// Every row of every table of the database, as text: to look for a secret in clear.
+    pub async fn all_rows_as_text(&self) -> String {
+        let mut dump = String::new();
+        match self.store() {
+            Store::Postgres(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+                )
+                .fetch_all(pool)
+                .await
+                .expect("list tables");
+                for table in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT row_to_json(t)::text FROM \"{table}\" t"
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .expect("dump table");
+                    dump.push_str(&format!("{table}: {}\n", rows.join("\n")));
+                }
+            }
+            Store::Sqlite(pool) => {
+                use sqlx::Row;
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                        .fetch_all(pool)
+                        .await
+                        .expect("list tables");
+                for table in tables {
+                    let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT name FROM pragma_table_info('{table}')"
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .expect("columns");
+                    let as_text = columns
+                        .iter()
+                        .map(|c| format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {as_text} FROM \"{table}\""
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .expect("dump table");
+                    for row in rows {
+                        let text: String = row.try_get(0).unwrap_or_default();
+                        dump.push_str(&format!("{table}: {text}\n"));
+                    }
+                }
+            }
+        }
+        dump
     }
 
     pub fn store(&self) -> &Store {
