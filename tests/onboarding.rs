@@ -266,6 +266,7 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
     let mut env = TestEnv::start(backend).await;
     let world = seed_world(&env, 2).await;
     let now = env.clock.now();
+    let gone = common::seed_agent(&env, &world, "Gone", "en").await;
     let mut tx = env.tx().await;
     let eve = common::admin_of_another_account(&mut tx, now).await;
     let other = users::find(&mut tx, eve).await.unwrap().unwrap().account_id;
@@ -292,7 +293,6 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
     let owner_role = seed::role(&mut tx, world.account, "Owner", 500, true)
         .await
         .unwrap();
-    let gone = common::seed_agent(&env, &world, "Gone", "en").await;
     tx.commit().await.unwrap();
     let mut tx = env.tx().await;
     let stamp = lifecycle::store::audit::AuditStamp {

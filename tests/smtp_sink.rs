@@ -8,8 +8,8 @@ use std::error::Error as _;
 use std::io;
 use std::time::Duration;
 
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::MultiPart;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::transport::smtp;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use smtp_sink::SmtpSink;
