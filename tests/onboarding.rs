@@ -256,6 +256,7 @@ async fn permissions_are_copied_and_simulator_only_kept(backend: Backend) {
             ("reports.view".to_string(), false)
         ]
     );
+    tx.rollback().await.unwrap();
     // Portuguese mail for a Portuguese speaker.
     let mail = env.mail(1).await;
     assert_eq!(mail[0].header("Content-Language").as_deref(), Some("pt"));
