@@ -283,6 +283,16 @@ impl TestEnv {
         self.sink.wait_for(count, Duration::from_secs(30)).await
     }
 
+    /// The one integer a query with one `$1` parameter returns (a COUNT, an id): for
+    /// assertions on rows no store function reads.
+    pub async fn scalar(&self, sql: &'static str, param: i64) -> i64 {
+        match self.store() {
+            Store::Postgres(pool) => sqlx::query_scalar(sql).bind(param).fetch_one(pool).await,
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(param).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
     /// Every row of every table of the database, as text: to look for a secret in clear.
     pub async fn all_rows_as_text(&self) -> String {
         let mut dump = String::new();
