@@ -6,6 +6,7 @@
 //! its production backend.
 #![allow(dead_code)]
 
+pub mod http_client;
 pub mod smtp_sink;
 
 use std::sync::Arc;
