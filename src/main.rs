@@ -98,6 +98,14 @@ enum EnqueueCommand {
         #[arg(long)]
         actor: String,
     },
+    /// Any job kind, its payload as JSON (the schemas are in /v1/openapi.json):
+    /// `enqueue json create-user '{"account_id":1,...}'`.
+    Json {
+        /// The kind: its slug (`create-user`) or name (`user::create`).
+        kind: String,
+        /// The payload, a JSON object.
+        payload: String,
+    },
 }
 
 impl EnqueueCommand {
@@ -152,6 +160,17 @@ impl EnqueueCommand {
                 },
                 idempotency_key,
             ),
+            EnqueueCommand::Json { kind, payload } => {
+                // Validated and its secrets sealed, as the HTTP API does.
+                let job = lifecycle_jobs::validate_json(&kind, &payload)?;
+                Ok(EnqueueRequest {
+                    kind: job.name,
+                    account_id: Some(job.account_id),
+                    payload: job.payload,
+                    idempotency_key,
+                    run_at_ms: None,
+                })
+            }
         }
     }
 }
