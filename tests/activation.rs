@@ -8,9 +8,7 @@ mod common;
 use chrono::Duration;
 use common::{Backend, TestEnv, World, request, seed_agent, seed_world};
 use lifecycle::store::{audit, emails, licenses, records, seed, teams, users};
-use lifecycle_jobs::{
-    ActivateSalesperson, Actor, DeactivateUser, PurchaseMade, ReactivateUser,
-};
+use lifecycle_jobs::{ActivateSalesperson, Actor, DeactivateUser, PurchaseMade, ReactivateUser};
 
 const SEATS_TAKEN: &str = "SELECT COUNT(*) FROM salesperson_licenses
      WHERE account_id = $1 AND country = 'ES' AND state IN ('active', 'releasing')";
@@ -54,8 +52,14 @@ async fn an_active_user_takes_one_seat(backend: Backend) {
     let job = env.run(&activate(&world, bruno, "ES")).await;
     assert_eq!(job.state, "done", "{job:?}");
     let mut tx = env.tx().await;
-    let license = licenses::live_for_user(&mut tx, bruno).await.unwrap().unwrap();
-    assert_eq!((license.country.as_str(), license.state.as_str()), ("ES", "active"));
+    let license = licenses::live_for_user(&mut tx, bruno)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (license.country.as_str(), license.state.as_str()),
+        ("ES", "active")
+    );
     let audit_rows = audit::for_job(&mut tx, job.id).await.unwrap();
     assert_eq!(audit_rows.len(), 1);
     assert_eq!(
@@ -95,10 +99,21 @@ async fn only_an_active_user_with_a_free_seat_becomes_a_salesperson(backend: Bac
     // No pool in France: no free license there.
     let france = env.run(&activate(&world, ines, "FR")).await;
     assert_eq!(france.state, "dead");
-    assert!(france.last_error.unwrap().starts_with("no free license in FR"));
+    assert!(
+        france
+            .last_error
+            .unwrap()
+            .starts_with("no free license in FR")
+    );
 
     assert_eq!(env.run(&activate(&world, ines, "ES")).await.state, "done");
-    let full = env.run(&activate(&world, seed_agent(&env, &world, "Late", "en").await, "ES")).await;
+    let full = env
+        .run(&activate(
+            &world,
+            seed_agent(&env, &world, "Late", "en").await,
+            "ES",
+        ))
+        .await;
     assert_eq!(full.state, "dead");
     assert_eq!(
         full.last_error.as_deref(),
@@ -129,7 +144,10 @@ async fn racing_jobs_for_the_last_seat_exactly_one_wins(backend: Backend) {
             match record.state.as_str() {
                 "done" => winners += 1,
                 "dead" => {
-                    assert_eq!(record.attempts, 1, "round {round}: a refusal is not retried");
+                    assert_eq!(
+                        record.attempts, 1,
+                        "round {round}: a refusal is not retried"
+                    );
                     assert!(
                         record
                             .last_error
@@ -143,7 +161,11 @@ async fn racing_jobs_for_the_last_seat_exactly_one_wins(backend: Backend) {
             }
         }
         assert_eq!(winners, 1, "round {round}: exactly one wins the seat");
-        assert_eq!(env.scalar(SEATS_TAKEN, world.account).await, 1, "round {round}");
+        assert_eq!(
+            env.scalar(SEATS_TAKEN, world.account).await,
+            1,
+            "round {round}"
+        );
     }
 }
 
@@ -152,12 +174,22 @@ async fn reactivation_reclaims_a_releasing_license_without_a_second_seat(backend
     let world = seed_world(&env, 1).await;
     let dora = seed_agent(&env, &world, "Dora", "pt").await;
     assert_eq!(env.run(&activate(&world, dora, "ES")).await.state, "done");
-    assert_eq!(env.run(&deactivate(&world, dora, false)).await.state, "done");
+    assert_eq!(
+        env.run(&deactivate(&world, dora, false)).await.state,
+        "done"
+    );
     let mut tx = env.tx().await;
-    let releasing = licenses::live_for_user(&mut tx, dora).await.unwrap().unwrap();
+    let releasing = licenses::live_for_user(&mut tx, dora)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(releasing.state, "releasing");
     let release_at = releasing.release_at.unwrap();
-    assert!(users::email_blocked(&mut tx, world.account, "dora@acme.test").await.unwrap());
+    assert!(
+        users::email_blocked(&mut tx, world.account, "dora@acme.test")
+            .await
+            .unwrap()
+    );
     tx.rollback().await.unwrap();
 
     let job = env.run(&reactivate(&world, dora, Some("ES"))).await;
@@ -167,10 +199,20 @@ async fn reactivation_reclaims_a_releasing_license_without_a_second_seat(backend
     assert_eq!(user.status, "active");
     assert_eq!(user.last_activity_at, Some(env.clock.now()));
     // The same license, active again; no second license row, one seat taken.
-    let license = licenses::live_for_user(&mut tx, dora).await.unwrap().unwrap();
+    let license = licenses::live_for_user(&mut tx, dora)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(license.id, releasing.id);
-    assert_eq!((license.state.as_str(), license.release_at), ("active", None));
-    assert!(!users::email_blocked(&mut tx, world.account, "dora@acme.test").await.unwrap());
+    assert_eq!(
+        (license.state.as_str(), license.release_at),
+        ("active", None)
+    );
+    assert!(
+        !users::email_blocked(&mut tx, world.account, "dora@acme.test")
+            .await
+            .unwrap()
+    );
     let actions: Vec<String> = audit::for_job(&mut tx, job.id)
         .await
         .unwrap()
@@ -196,7 +238,10 @@ async fn reactivation_reclaims_a_releasing_license_without_a_second_seat(backend
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let mut tx = env.tx().await;
-    let license = licenses::find(&mut tx, releasing.id).await.unwrap().unwrap();
+    let license = licenses::find(&mut tx, releasing.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(license.state, "active");
 }
 
@@ -206,14 +251,25 @@ async fn reactivation_restores_nothing_else(backend: Backend) {
     let eli = seed_agent(&env, &world, "Eli", "en").await;
     let now = env.clock.now();
     let mut tx = env.tx().await;
-    seed::team_member(&mut tx, world.team, eli, now).await.unwrap();
-    seed::subscription(&mut tx, eli, "pro", "active").await.unwrap();
+    seed::team_member(&mut tx, world.team, eli, now)
+        .await
+        .unwrap();
+    seed::subscription(&mut tx, eli, "pro", "active")
+        .await
+        .unwrap();
     seed::opportunity(&mut tx, world.account, eli, "Big deal", now)
         .await
         .unwrap();
-    seed::task(&mut tx, world.account, Some(eli), "Call back", "in_progress", now)
-        .await
-        .unwrap();
+    seed::task(
+        &mut tx,
+        world.account,
+        Some(eli),
+        "Call back",
+        "in_progress",
+        now,
+    )
+    .await
+    .unwrap();
     seed::access_token(&mut tx, eli, "session", "eli-session-secret", now)
         .await
         .unwrap();
@@ -225,7 +281,10 @@ async fn reactivation_restores_nothing_else(backend: Backend) {
     let mut tx = env.tx().await;
     let footprint = records::footprint(&mut tx, eli).await.unwrap().unwrap();
     assert_eq!(footprint.status, "active");
-    assert_eq!(footprint.opportunities, 0, "opportunities stay with the new owner");
+    assert_eq!(
+        footprint.opportunities, 0,
+        "opportunities stay with the new owner"
+    );
     assert_eq!(footprint.open_tasks, 0, "transferred tasks stay unassigned");
     assert_eq!(
         teams::first_team_leader(&mut tx, eli).await.unwrap(),
@@ -240,7 +299,11 @@ async fn reactivation_restores_nothing_else(backend: Backend) {
         "revoked sessions stay revoked"
     );
     tx.rollback().await.unwrap();
-    assert_eq!(env.scalar(ACTIVE_SUBSCRIPTIONS, eli).await, 0, "subscriptions stay canceled");
+    assert_eq!(
+        env.scalar(ACTIVE_SUBSCRIPTIONS, eli).await,
+        0,
+        "subscriptions stay canceled"
+    );
 }
 
 async fn without_a_free_seat_a_reactivation_changes_nothing(backend: Backend) {
@@ -256,8 +319,15 @@ async fn without_a_free_seat_a_reactivation_changes_nothing(backend: Backend) {
     assert_eq!(job.attempts, 1);
     assert!(job.last_error.unwrap().starts_with("no free license in ES"));
     let mut tx = env.tx().await;
-    assert_eq!(users::find(&mut tx, fay).await.unwrap().unwrap().status, "deactivated");
-    assert!(users::email_blocked(&mut tx, world.account, "fay@acme.test").await.unwrap());
+    assert_eq!(
+        users::find(&mut tx, fay).await.unwrap().unwrap().status,
+        "deactivated"
+    );
+    assert!(
+        users::email_blocked(&mut tx, world.account, "fay@acme.test")
+            .await
+            .unwrap()
+    );
     assert!(audit::for_job(&mut tx, job.id).await.unwrap().is_empty());
     assert!(emails::for_user(&mut tx, fay).await.unwrap().is_empty());
     tx.rollback().await.unwrap();
@@ -281,10 +351,17 @@ async fn only_a_deactivated_user_is_reactivated(backend: Backend) {
     assert_eq!(locked.state, "dead");
     assert!(locked.last_error.unwrap().contains("unlock them instead"));
     let mut tx = env.tx().await;
-    assert_eq!(users::find(&mut tx, hal).await.unwrap().unwrap().status, "locked");
+    assert_eq!(
+        users::find(&mut tx, hal).await.unwrap().unwrap().status,
+        "locked"
+    );
     tx.rollback().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(env.sink.count(), 0, "no notice for a reactivation that did not happen");
+    assert_eq!(
+        env.sink.count(),
+        0,
+        "no notice for a reactivation that did not happen"
+    );
 }
 
 async fn a_purchase_reactivates_a_customer_who_allowed_it(backend: Backend) {
@@ -298,7 +375,10 @@ async fn a_purchase_reactivates_a_customer_who_allowed_it(backend: Backend) {
     seed::make_customer(&mut tx, refused).await.unwrap();
     tx.commit().await.unwrap();
     for (user, allow) in [(allowed, true), (refused, false), (staff, true)] {
-        assert_eq!(env.run(&deactivate(&world, user, allow)).await.state, "done");
+        assert_eq!(
+            env.run(&deactivate(&world, user, allow)).await.state,
+            "done"
+        );
     }
     let purchase = |email: &str| PurchaseMade {
         account_id: world.account,
@@ -309,7 +389,10 @@ async fn a_purchase_reactivates_a_customer_who_allowed_it(backend: Backend) {
     let job = env.run(&purchase("ALLOWED@acme.test")).await;
     assert_eq!(job.state, "done", "{job:?}");
     let mut tx = env.tx().await;
-    assert_eq!(users::find(&mut tx, allowed).await.unwrap().unwrap().status, "active");
+    assert_eq!(
+        users::find(&mut tx, allowed).await.unwrap().unwrap().status,
+        "active"
+    );
     let actions: Vec<String> = audit::for_job(&mut tx, job.id)
         .await
         .unwrap()
@@ -332,7 +415,10 @@ async fn a_purchase_reactivates_a_customer_who_allowed_it(backend: Backend) {
     assert_eq!(env.run(&purchase("nobody@acme.test")).await.state, "done");
     let mut tx = env.tx().await;
     for user in [refused, staff] {
-        assert_eq!(users::find(&mut tx, user).await.unwrap().unwrap().status, "deactivated");
+        assert_eq!(
+            users::find(&mut tx, user).await.unwrap().unwrap().status,
+            "deactivated"
+        );
     }
     tx.rollback().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

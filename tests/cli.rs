@@ -329,7 +329,11 @@ fn enqueue_any_kind_as_json() {
     let folder = tempfile::tempdir().unwrap();
     let payload = r#"{"account_id":1,"actor":"system","first_name":"Ana","last_name":"Ruiz",
         "email":"ana@acme.test","country":"ES","language":"es","role_id":2,"team_id":3}"#;
-    let output = lifecycle(folder.path(), &["enqueue", "json", "create-user", payload], &[]);
+    let output = lifecycle(
+        folder.path(),
+        &["enqueue", "json", "create-user", payload],
+        &[],
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let id = text(&output.stdout).trim().to_string();
     let show = text(&lifecycle(folder.path(), &["jobs", "show", &id], &[]).stdout);
@@ -338,7 +342,11 @@ fn enqueue_any_kind_as_json() {
     // The confirmation secret is recorded as its digest only.
     let secret = "f".repeat(64);
     let confirm = format!(r#"{{"account_id":1,"user_id":5,"token":"{secret}"}}"#);
-    let output = lifecycle(folder.path(), &["enqueue", "json", "confirm-user", &confirm], &[]);
+    let output = lifecycle(
+        folder.path(),
+        &["enqueue", "json", "confirm-user", &confirm],
+        &[],
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let id = text(&output.stdout).trim().to_string();
     let show = text(&lifecycle(folder.path(), &["jobs", "show", &id], &[]).stdout);
@@ -346,11 +354,27 @@ fn enqueue_any_kind_as_json() {
     assert!(!show.contains(&secret), "{show}");
 
     for (kind, payload, field) in [
-        ("create-user", payload.replace("\"ES\"", "\"XX\""), "invalid country"),
-        ("create-user", payload.replace("ana@acme.test", "ana at acme"), "invalid email"),
-        ("create-user", payload.replace("\"es\"", "\"de\""), "invalid language"),
+        (
+            "create-user",
+            payload.replace("\"ES\"", "\"XX\""),
+            "invalid country",
+        ),
+        (
+            "create-user",
+            payload.replace("ana@acme.test", "ana at acme"),
+            "invalid email",
+        ),
+        (
+            "create-user",
+            payload.replace("\"es\"", "\"de\""),
+            "invalid language",
+        ),
         ("launch-rockets", "{}".to_string(), "invalid kind"),
-        ("activate-salesperson", "{not json".to_string(), "invalid payload"),
+        (
+            "activate-salesperson",
+            "{not json".to_string(),
+            "invalid payload",
+        ),
     ] {
         let output = lifecycle(folder.path(), &["enqueue", "json", kind, &payload], &[]);
         assert!(!output.status.success(), "{kind} {payload}");

@@ -33,7 +33,6 @@ async fn serve(env: &TestEnv) -> Server {
     Server { port, _stop: stop }
 }
 
-
 fn bearer() -> String {
     format!("Bearer {TOKEN}")
 }

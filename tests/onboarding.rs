@@ -94,9 +94,17 @@ async fn create_user_emails_credentials_that_confirm_the_account(backend: Backen
     let mail = env.mail(1).await;
     assert_eq!(mail.len(), 1);
     let message = &mail[0];
-    assert!(message.to().contains("Lucia.Nueva@Acme.test"), "{}", message.to());
+    assert!(
+        message.to().contains("Lucia.Nueva@Acme.test"),
+        "{}",
+        message.to()
+    );
     assert_eq!(message.header("Content-Language").as_deref(), Some("es"));
-    assert!(message.subject().contains("bienvenida"), "{}", message.subject());
+    assert!(
+        message.subject().contains("bienvenida"),
+        "{}",
+        message.subject()
+    );
     assert!(message.text().contains("Contraseña temporal"));
     assert!(message.html().to_lowercase().starts_with("<!doctype html>"));
     let credentials = credentials_in(message);
@@ -106,10 +114,16 @@ async fn create_user_emails_credentials_that_confirm_the_account(backend: Backen
 
     // The user is pending, must change the temporary password; only hashes are stored.
     let mut tx = env.tx().await;
-    let user = users::find(&mut tx, credentials.user_id).await.unwrap().unwrap();
+    let user = users::find(&mut tx, credentials.user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.status, "pending");
     assert_eq!(user.kind, "employee");
-    assert_eq!((user.first_name.as_str(), user.language.as_str()), ("Lucía", "es"));
+    assert_eq!(
+        (user.first_name.as_str(), user.language.as_str()),
+        ("Lucía", "es")
+    );
     assert!(user.must_change_password);
     assert!(!user.simulator_only);
     assert_eq!(user.confirmed_at, None);
@@ -117,9 +131,15 @@ async fn create_user_emails_credentials_that_confirm_the_account(backend: Backen
     assert!(password_hash.starts_with("$argon2id$"));
     assert!(verify_password(&credentials.password, &password_hash));
     let dump = env.all_rows_as_text().await;
-    assert!(!dump.contains(&credentials.password), "temporary password in clear");
+    assert!(
+        !dump.contains(&credentials.password),
+        "temporary password in clear"
+    );
     assert!(!dump.contains(&credentials.token), "link secret in clear");
-    assert!(dump.contains(&sha256_hex(&credentials.token)), "link stored hashed");
+    assert!(
+        dump.contains(&sha256_hex(&credentials.token)),
+        "link stored hashed"
+    );
     // In the team, audited under the job, the message recorded as sent.
     assert_eq!(
         teams::first_team_leader(&mut tx, user.id).await.unwrap(),
@@ -129,17 +149,27 @@ async fn create_user_emails_credentials_that_confirm_the_account(backend: Backen
     let audit_rows = audit::for_job(&mut tx, job.id).await.unwrap();
     let actions: Vec<&str> = audit_rows.iter().map(|row| row.action.as_str()).collect();
     assert_eq!(actions, ["created", "joined_team"]);
-    assert!(audit_rows.iter().all(|row| row.actor == format!("user:{}", world.admin)));
+    assert!(
+        audit_rows
+            .iter()
+            .all(|row| row.actor == format!("user:{}", world.admin))
+    );
     let sent = emails::for_user(&mut tx, user.id).await.unwrap();
     assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].template.as_str(), sent[0].state.as_str()), ("credentials", "sent"));
+    assert_eq!(
+        (sent[0].template.as_str(), sent[0].state.as_str()),
+        ("credentials", "sent")
+    );
     tx.rollback().await.unwrap();
 
     // The link confirms her: active, confirmed now, the idle clock started.
     let confirmed = confirm(&mut env, &credentials).await;
     assert_eq!(confirmed.state, "done", "{confirmed:?}");
     let mut tx = env.tx().await;
-    let user = users::find(&mut tx, credentials.user_id).await.unwrap().unwrap();
+    let user = users::find(&mut tx, credentials.user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.status, "active");
     assert_eq!(user.confirmed_at, Some(env.clock.now()));
     assert_eq!(user.last_activity_at, Some(env.clock.now()));
@@ -175,8 +205,10 @@ async fn stored_password_hash(env: &TestEnv, user_id: i64) -> String {
 async fn confirmation_link_expires_after_its_time(backend: Backend) {
     let mut env = TestEnv::start(backend).await;
     let world = seed_world(&env, 2).await;
-    env.run(&create(&world, "Early", "early@acme.test", "en")).await;
-    env.run(&create(&world, "Late", "late@acme.test", "en")).await;
+    env.run(&create(&world, "Early", "early@acme.test", "en"))
+        .await;
+    env.run(&create(&world, "Late", "late@acme.test", "en"))
+        .await;
     let mail = env.mail(2).await;
     let early = credentials_in(&mail[0]);
     let late = credentials_in(&mail[1]);
@@ -186,7 +218,8 @@ async fn confirmation_link_expires_after_its_time(backend: Backend) {
     )));
 
     // 72 hours (the default) less a second: still valid.
-    env.clock.advance(Duration::hours(72) - Duration::seconds(1));
+    env.clock
+        .advance(Duration::hours(72) - Duration::seconds(1));
     assert_eq!(confirm(&mut env, &early).await.state, "done");
     // At 72 hours: expired, refused with the instant, the user left pending.
     env.clock.advance(Duration::seconds(1));
@@ -222,7 +255,10 @@ async fn a_wrong_or_foreign_token_confirms_nobody(backend: Backend) {
     assert_eq!(confirm(&mut env, &crossed).await.state, "dead");
     let mut tx = env.tx().await;
     for id in [ana.user_id, bea.user_id] {
-        assert_eq!(users::find(&mut tx, id).await.unwrap().unwrap().status, "pending");
+        assert_eq!(
+            users::find(&mut tx, id).await.unwrap().unwrap().status,
+            "pending"
+        );
     }
 }
 
@@ -271,7 +307,9 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
     let mut tx = env.tx().await;
     let eve = common::admin_of_another_account(&mut tx, now).await;
     let other = users::find(&mut tx, eve).await.unwrap().unwrap().account_id;
-    let other_role = seed::role(&mut tx, other, "Agent", 10, false).await.unwrap();
+    let other_role = seed::role(&mut tx, other, "Agent", 10, false)
+        .await
+        .unwrap();
     let other_team = seed::team(&mut tx, other, "South", eve, now).await.unwrap();
     let clerk_role = seed::role(&mut tx, world.account, "Clerk", 5, false)
         .await
@@ -302,17 +340,42 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
         job_id: uuid::Uuid::now_v7(),
         at: now,
     };
-    users::block_email(&mut tx, &stamp, "Blocked@Acme.test").await.unwrap();
+    users::block_email(&mut tx, &stamp, "Blocked@Acme.test")
+        .await
+        .unwrap();
     let gone_row = users::find(&mut tx, gone).await.unwrap().unwrap();
-    users::mark_deactivated(&mut tx, &stamp, &gone_row).await.unwrap();
+    users::mark_deactivated(&mut tx, &stamp, &gone_row)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let cases: Vec<(&str, CreateUser)> = vec![
-        ("already used by user", create(&world, "Dup", "ADA@acme.test", "en")),
-        ("blocklist", create(&world, "Blk", "blocked@acme.test", "en")),
-        ("reactivate that user", create(&world, "Gone", "gone@acme.test", "en")),
-        ("role", CreateUser { role_id: other_role, ..create(&world, "R", "r@acme.test", "en") }),
-        ("team", CreateUser { team_id: other_team, ..create(&world, "T", "t@acme.test", "en") }),
+        (
+            "already used by user",
+            create(&world, "Dup", "ADA@acme.test", "en"),
+        ),
+        (
+            "blocklist",
+            create(&world, "Blk", "blocked@acme.test", "en"),
+        ),
+        (
+            "reactivate that user",
+            create(&world, "Gone", "gone@acme.test", "en"),
+        ),
+        (
+            "role",
+            CreateUser {
+                role_id: other_role,
+                ..create(&world, "R", "r@acme.test", "en")
+            },
+        ),
+        (
+            "team",
+            CreateUser {
+                team_id: other_team,
+                ..create(&world, "T", "t@acme.test", "en")
+            },
+        ),
         (
             "copy_permissions_from",
             CreateUser {
@@ -322,15 +385,24 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
         ),
         (
             "not allowed to manage users",
-            CreateUser { actor: Actor::User(clerk), ..create(&world, "K", "k@acme.test", "en") },
+            CreateUser {
+                actor: Actor::User(clerk),
+                ..create(&world, "K", "k@acme.test", "en")
+            },
         ),
         (
             "does not belong to account",
-            CreateUser { actor: Actor::User(eve), ..create(&world, "E", "e@acme.test", "en") },
+            CreateUser {
+                actor: Actor::User(eve),
+                ..create(&world, "E", "e@acme.test", "en")
+            },
         ),
         (
             "ranks above their own",
-            CreateUser { role_id: owner_role, ..create(&world, "O", "o@acme.test", "en") },
+            CreateUser {
+                role_id: owner_role,
+                ..create(&world, "O", "o@acme.test", "en")
+            },
         ),
     ];
     for (reason, job) in cases {
@@ -343,7 +415,8 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
         let created = users::find_by_email(&mut tx, world.account, &job.email)
             .await
             .unwrap();
-        let preexisting = ["ada@acme.test", "gone@acme.test"].contains(&job.email.to_lowercase().as_str());
+        let preexisting =
+            ["ada@acme.test", "gone@acme.test"].contains(&job.email.to_lowercase().as_str());
         assert_eq!(created.is_some(), preexisting, "{reason}: no user created");
         assert!(audit::for_job(&mut tx, record.id).await.unwrap().is_empty());
     }
@@ -356,7 +429,12 @@ async fn user_values_are_escaped_in_html_only(backend: Backend) {
     let mut env = TestEnv::start(backend).await;
     let world = seed_world(&env, 2).await;
     let name = "<b>Zoë</b> & \"Co\"";
-    assert_eq!(env.run(&create(&world, name, "zoe@acme.test", "fr")).await.state, "done");
+    assert_eq!(
+        env.run(&create(&world, name, "zoe@acme.test", "fr"))
+            .await
+            .state,
+        "done"
+    );
     let mail = env.mail(1).await;
     let html = mail[0].html();
     assert!(html.contains("&lt;b&gt;Zoë&lt;/b&gt; &amp;"), "{html}");

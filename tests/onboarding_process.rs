@@ -63,7 +63,10 @@ async fn post_job(port: u16, slug: &str, body: &serde_json::Value) -> String {
     let path = format!("/v1/jobs/{slug}");
     let answer = request(port, "POST", &path, &headers, body.to_string().as_bytes()).await;
     assert_eq!(answer.status, 202, "{slug}: {answer:?}");
-    answer.json()["job_id"].as_str().expect("a job id").to_string()
+    answer.json()["job_id"]
+        .as_str()
+        .expect("a job id")
+        .to_string()
 }
 
 /// Polls `GET /v1/jobs/{id}` until the job is done (or fails the test when it dies).
@@ -85,7 +88,10 @@ async fn wait_done(port: u16, job_id: &str) {
             Some("dead") => panic!("job {job_id} died: {status}"),
             _ => {}
         }
-        assert!(Instant::now() < deadline, "job {job_id} did not finish: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "job {job_id} did not finish: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -102,9 +108,18 @@ async fn onboarding_over_http_keeps_secrets_out_of_logs_and_rows(backend: Backen
         .port();
     let mut service = spawn_service(&env, port, &log);
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the service did not start");
-        assert!(service.0.try_wait().unwrap().is_none(), "the service exited");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the service did not start"
+        );
+        assert!(
+            service.0.try_wait().unwrap().is_none(),
+            "the service exited"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -171,13 +186,22 @@ async fn onboarding_over_http_keeps_secrets_out_of_logs_and_rows(backend: Backen
         &logged[..logged.len().min(2000)]
     );
     for (name, secret) in [("temporary password", &password), ("link secret", &token)] {
-        assert!(!logged.contains(secret.as_str()), "the {name} is in the log");
+        assert!(
+            !logged.contains(secret.as_str()),
+            "the {name} is in the log"
+        );
     }
     let rows = env.all_rows_as_text().await;
     for (name, secret) in [("temporary password", &password), ("link secret", &token)] {
-        assert!(!rows.contains(secret.as_str()), "the {name} is in the database");
+        assert!(
+            !rows.contains(secret.as_str()),
+            "the {name} is in the database"
+        );
     }
-    assert!(rows.contains(&lifecycle_jobs::sha256_hex(&token)), "only its digest is");
+    assert!(
+        rows.contains(&lifecycle_jobs::sha256_hex(&token)),
+        "only its digest is"
+    );
 }
 
 on_both_backends!(onboarding_over_http_keeps_secrets_out_of_logs_and_rows);

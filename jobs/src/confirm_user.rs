@@ -117,7 +117,13 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in ["", "short", "has space in it 1234", "sha256:abc", &"x".repeat(300)] {
+        for bad in [
+            "",
+            "short",
+            "has space in it 1234",
+            "sha256:abc",
+            &"x".repeat(300),
+        ] {
             let job = ConfirmUser {
                 account_id: 1,
                 user_id: 2,

@@ -38,7 +38,9 @@ impl Job for PurchaseMade {
         {
             return Err(InvalidPayload::new(
                 "purchase_reference",
-                format!("must be at most {MAX_REFERENCE_CHARS} characters, without control characters"),
+                format!(
+                    "must be at most {MAX_REFERENCE_CHARS} characters, without control characters"
+                ),
             ));
         }
         Ok(())

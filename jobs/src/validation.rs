@@ -64,7 +64,11 @@ pub(crate) fn country_code(field: &str, code: &str) -> Result<(), InvalidPayload
         return Ok(());
     }
     let upper = code.to_ascii_uppercase();
-    let hint = if upper != code && crate::country::ISO_3166_1_ALPHA_2.binary_search(&upper.as_str()).is_ok() {
+    let hint = if upper != code
+        && crate::country::ISO_3166_1_ALPHA_2
+            .binary_search(&upper.as_str())
+            .is_ok()
+    {
         format!(" (write it in upper case: {upper:?})")
     } else {
         String::new()
@@ -105,16 +109,25 @@ pub(crate) fn email_address(field: &str, email: &str) -> Result<(), InvalidPaylo
             format!("must be at most {MAX_EMAIL_LEN} characters"),
         ));
     }
-    if email
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\'))
-    {
+    if email.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(
+                c,
+                '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\'
+            )
+    }) {
         return refuse("must be a bare address without spaces, quotes, brackets or separators");
     }
     let Some((local, domain)) = email.split_once('@') else {
         return refuse("must be an email address like name@example.com");
     };
-    if local.is_empty() || local.len() > 64 || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+    if local.is_empty()
+        || local.len() > 64
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
         return refuse("must have a valid part before the @");
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -146,7 +159,10 @@ pub(crate) fn person_name(field: &str, name: &str) -> Result<(), InvalidPayload>
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(InvalidPayload::new(field, "must not contain control characters"));
+        return Err(InvalidPayload::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -219,7 +235,10 @@ mod tests {
         person_name("first_name", "Ana María").unwrap();
         person_name("first_name", "<b>O'Brien</b>").unwrap();
         for bad in ["", "   ", "Ana\nBcc", &"x".repeat(101)] {
-            assert_eq!(person_name("first_name", bad).unwrap_err().field, "first_name");
+            assert_eq!(
+                person_name("first_name", bad).unwrap_err().field,
+                "first_name"
+            );
         }
         person_name("first_name", &"é".repeat(100)).unwrap();
     }

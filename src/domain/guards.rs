@@ -98,7 +98,11 @@ pub fn actor_outranks_or_equals(
 
 /// Nobody creates a user with a role ranking above their own (the same rule as G1, for
 /// privileges handed out rather than taken away). The system may.
-pub fn may_grant_role(actor: Option<&Person>, role_id: i64, role_rank: i32) -> Result<(), GuardRefusal> {
+pub fn may_grant_role(
+    actor: Option<&Person>,
+    role_id: i64,
+    role_rank: i32,
+) -> Result<(), GuardRefusal> {
     match actor {
         Some(actor) if actor.role_rank < role_rank => Err(GuardRefusal::RoleRanksHigher {
             actor: actor.id,

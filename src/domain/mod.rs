@@ -2,10 +2,10 @@
 //! is tested on its own and shared by every handler that needs it.
 
 pub mod billing;
-pub mod guards;
-pub mod reassignment;
-pub mod user;
 pub mod confirmation;
-pub mod lockout;
-pub mod seats;
 pub mod credentials;
+pub mod guards;
+pub mod lockout;
+pub mod reassignment;
+pub mod seats;
+pub mod user;

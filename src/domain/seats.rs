@@ -34,7 +34,10 @@ mod tests {
         assert!(check_free_seat("ES", Some(1), 0).is_ok());
         assert!(check_free_seat("ES", Some(3), 2).is_ok());
         let full = check_free_seat("ES", Some(1), 1).unwrap_err();
-        assert_eq!(full.to_string(), "no free license in ES: 1 of 1 seats taken");
+        assert_eq!(
+            full.to_string(),
+            "no free license in ES: 1 of 1 seats taken"
+        );
         assert!(check_free_seat("ES", Some(0), 0).is_err());
         let no_pool = check_free_seat("FR", None, 0).unwrap_err();
         assert!(no_pool.to_string().starts_with("no free license in FR"));

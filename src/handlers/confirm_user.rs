@@ -17,12 +17,13 @@ pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, Job
     let now = ctx.clock.now();
     let link = confirmation_links::find(&mut tx, user.id, &job.token_digest()).await?;
     check_link(
-        link.as_ref().map(|link| LinkState {
-            expires_at: link.expires_at,
-            used_at: link.used_at,
-            superseded_at: link.superseded_at,
-        })
-        .as_ref(),
+        link.as_ref()
+            .map(|link| LinkState {
+                expires_at: link.expires_at,
+                used_at: link.used_at,
+                superseded_at: link.superseded_at,
+            })
+            .as_ref(),
         now,
     )?;
     let Some(link) = link else {

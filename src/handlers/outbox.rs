@@ -7,10 +7,10 @@ use lifecycle_jobs::{Job, SendEmail};
 use super::{JobContext, JobError};
 use crate::mail::render::Template;
 use crate::queue::{AfterCommit, EnqueueRequest};
+use crate::store::Tx;
 use crate::store::accounts::AccountRow;
 use crate::store::emails::{self, NewEmail};
 use crate::store::users::UserRow;
-use crate::store::Tx;
 
 /// Records `template` for `user` with the variables every email has (names, account) plus
 /// `variables`, which must hold no secret: secrets are minted when the message is sent.

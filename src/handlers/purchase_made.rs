@@ -27,7 +27,10 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
     let user = users::find_by_email(&mut tx, job.account_id, &job.email).await?;
     let mut after_commit = AfterCommit::default();
     let outcome = match user {
-        None => Outcome::NothingToDo(format!("no user of the account has the email {}", job.email)),
+        None => Outcome::NothingToDo(format!(
+            "no user of the account has the email {}",
+            job.email
+        )),
         Some(user) if user.kind != "customer" => Outcome::NothingToDo(format!(
             "user {} is an employee: a purchase reactivates customers only",
             user.id

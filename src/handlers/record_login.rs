@@ -40,8 +40,10 @@ pub async fn run(ctx: &JobContext<'_>, job: &RecordLogin) -> Result<Outcome, Job
         }
     } else {
         let failures = users::count_failed_login(&mut tx, user.id).await?;
-        let limit =
-            lockout::failed_login_limit(account.failed_login_limit, ctx.settings.policy.failed_login_limit);
+        let limit = lockout::failed_login_limit(
+            account.failed_login_limit,
+            ctx.settings.policy.failed_login_limit,
+        );
         if lockout::failure_locks(failures, limit) {
             let stamp = ctx.audit_stamp(job.account_id, Actor::System);
             // Only the report that actually locks an active user sends the notice.

@@ -34,16 +34,22 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
         return Ok(done);
     }
     let template = Template::parse(&email.template).ok_or_else(|| {
-        JobError::Precondition(format!("message {} has an unknown template {:?}", email.id, email.template))
+        JobError::Precondition(format!(
+            "message {} has an unknown template {:?}",
+            email.id, email.template
+        ))
     })?;
     let mut variables: Value = serde_json::from_str(&email.variables).map_err(|e| {
-        JobError::Precondition(format!("message {} has unreadable variables: {e}", email.id))
+        JobError::Precondition(format!(
+            "message {} has unreadable variables: {e}",
+            email.id
+        ))
     })?;
     let credentials = match template {
         Template::Credentials => {
             let password = new_temporary_password();
-            let password_hash = hash_password(&password)
-                .map_err(|e| JobError::Precondition(e.to_string()))?;
+            let password_hash =
+                hash_password(&password).map_err(|e| JobError::Precondition(e.to_string()))?;
             Some((password, password_hash, new_link_secret()))
         }
         _ => None,
@@ -87,7 +93,12 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
             variables.insert("temporary_password".into(), json!(password));
             variables.insert(
                 "confirm_url".into(),
-                json!(confirm_url(&ctx.settings.mail.confirm_url, job.account_id, user.id, &link_secret)),
+                json!(confirm_url(
+                    &ctx.settings.mail.confirm_url,
+                    job.account_id,
+                    user.id,
+                    &link_secret
+                )),
             );
             variables.insert(
                 "expires_at".into(),
@@ -115,7 +126,9 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
         .await?;
     mark_sent(ctx, email.id, &message_id).await?;
     if ctx.mailer.take_failure_after_sending() {
-        return Err(MailError::Unavailable("failure injected after sending (test hook)".into()).into());
+        return Err(
+            MailError::Unavailable("failure injected after sending (test hook)".into()).into(),
+        );
     }
     Ok(Outcome::Applied)
 }

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
-    ActivateSalesperson, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser,
-    Enqueued, Job, JobStatus, Noop, PurchaseMade, ReactivateUser, ReassignRecords,
-    RecordActivity, RecordLogin, ReleaseLicense, SendEmail, UnlockUser,
+    ActivateSalesperson, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued,
+    Job, JobStatus, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
+    RecordLogin, ReleaseLicense, SendEmail, UnlockUser,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;

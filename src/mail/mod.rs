@@ -175,7 +175,9 @@ impl Mailer {
     pub(crate) fn take_failure_after_sending(&self) -> bool {
         self.faults
             .fail_after_sending
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
             .is_ok()
     }
 }
@@ -183,5 +185,7 @@ impl Mailer {
 /// An instant as emails show it: the account's local time with its zone abbreviation
 /// (`2026-03-13 13:00 CET`).
 pub fn format_instant(at: chrono::DateTime<chrono::Utc>, zone: chrono_tz::Tz) -> String {
-    at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string()
+    at.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }

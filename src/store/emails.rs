@@ -63,7 +63,9 @@ pub async fn find(tx: &mut Tx, email_id: i64) -> Result<Option<EmailRow>, StoreE
     fetch_optional!(
         tx,
         EmailRow,
-        sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM email_messages WHERE id = $1")),
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM email_messages WHERE id = $1"
+        )),
         email_id
     )
 }

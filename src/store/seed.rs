@@ -306,7 +306,11 @@ pub async fn user_language(tx: &mut Tx, user_id: i64, language: &str) -> Result<
 
 /// Makes a user a customer (the kind a purchase can reactivate).
 pub async fn make_customer(tx: &mut Tx, user_id: i64) -> Result<(), StoreError> {
-    execute!(tx, "UPDATE users SET kind = 'customer' WHERE id = $1", user_id)?;
+    execute!(
+        tx,
+        "UPDATE users SET kind = 'customer' WHERE id = $1",
+        user_id
+    )?;
     Ok(())
 }
 
@@ -350,7 +354,11 @@ pub async fn permission_override(
 }
 
 /// Sets the account's own limit of consecutive failed sign-ins.
-pub async fn failed_login_limit(tx: &mut Tx, account_id: i64, limit: i32) -> Result<(), StoreError> {
+pub async fn failed_login_limit(
+    tx: &mut Tx,
+    account_id: i64,
+    limit: i32,
+) -> Result<(), StoreError> {
     execute!(
         tx,
         "UPDATE accounts SET failed_login_limit = $2 WHERE id = $1",

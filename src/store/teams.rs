@@ -98,5 +98,13 @@ pub async fn join(
         stamp.at
     )?;
     let detail = serde_json::json!({ "team_id": team_id });
-    super::audit::record(tx, stamp, "user", user_id, "joined_team", &detail.to_string()).await
+    super::audit::record(
+        tx,
+        stamp,
+        "user",
+        user_id,
+        "joined_team",
+        &detail.to_string(),
+    )
+    .await
 }

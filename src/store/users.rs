@@ -177,7 +177,15 @@ pub async fn copy_permission_overrides(
     )?;
     if copied > 0 {
         let detail = serde_json::json!({ "copied_from": from, "overrides": copied });
-        record(tx, stamp, "user", to, "permissions_copied", &detail.to_string()).await?;
+        record(
+            tx,
+            stamp,
+            "user",
+            to,
+            "permissions_copied",
+            &detail.to_string(),
+        )
+        .await?;
     }
     Ok(copied)
 }
@@ -247,7 +255,16 @@ pub async fn lock(
     )? == 1;
     if changed {
         let extra = serde_json::json!({ "lock_reason": reason.as_str() });
-        audit_status(tx, stamp, user_id, "active", "locked", "locked", Some(extra)).await?;
+        audit_status(
+            tx,
+            stamp,
+            user_id,
+            "active",
+            "locked",
+            "locked",
+            Some(extra),
+        )
+        .await?;
     }
     Ok(changed)
 }
@@ -272,18 +289,23 @@ pub async fn unlock(
     )? == 1;
     if changed {
         let extra = serde_json::json!({ "lock_reason": user.lock_reason });
-        audit_status(tx, stamp, user.id, "locked", "active", "unlocked", Some(extra)).await?;
+        audit_status(
+            tx,
+            stamp,
+            user.id,
+            "locked",
+            "active",
+            "unlocked",
+            Some(extra),
+        )
+        .await?;
     }
     Ok(changed)
 }
 
 /// `deactivated -> active`: able to sign in again, failure counter reset, idle clock
 /// restarted. Nothing else is restored. Returns whether this call reactivated the user.
-pub async fn reactivate(
-    tx: &mut Tx,
-    stamp: &AuditStamp,
-    user_id: i64,
-) -> Result<bool, StoreError> {
+pub async fn reactivate(tx: &mut Tx, stamp: &AuditStamp, user_id: i64) -> Result<bool, StoreError> {
     let changed = execute!(
         tx,
         "UPDATE users SET status = 'active', deactivated_at = NULL, lock_reason = NULL,
@@ -293,7 +315,16 @@ pub async fn reactivate(
         stamp.at
     )? == 1;
     if changed {
-        audit_status(tx, stamp, user_id, "deactivated", "active", "reactivated", None).await?;
+        audit_status(
+            tx,
+            stamp,
+            user_id,
+            "deactivated",
+            "active",
+            "reactivated",
+            None,
+        )
+        .await?;
     }
     Ok(changed)
 }
@@ -388,11 +419,7 @@ pub async fn mark_deactivated(
 
 /// Adds an email to the account's blocklist (stored lower-case). Returns whether it was
 /// new.
-pub async fn block_email(
-    tx: &mut Tx,
-    stamp: &AuditStamp,
-    email: &str,
-) -> Result<bool, StoreError> {
+pub async fn block_email(tx: &mut Tx, stamp: &AuditStamp, email: &str) -> Result<bool, StoreError> {
     let email = email.to_lowercase();
     let added = super::execute!(
         tx,
