@@ -134,6 +134,31 @@ async fn onboarding_over_http_keeps_secrets_out_of_logs_and_rows(backend: Backen
         "role_id": world.agent_role,
         "team_id": world.team,
     });
+    // Bad input is a 400 naming the field, before anything is recorded.
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    for (field, value) in [
+        ("country", "XX"),
+        ("email", "marta at acme"),
+        ("language", "de"),
+    ] {
+        let mut bad = create.clone();
+        bad[field] = serde_json::json!(value);
+        let body = bad.to_string();
+        let answer = request(
+            port,
+            "POST",
+            "/v1/jobs/create-user",
+            &headers,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.field(), field, "{answer:?}");
+    }
+
     let created = post_job(port, "create-user", &create).await;
     wait_done(port, &created).await;
 
