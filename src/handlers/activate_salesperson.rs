@@ -8,15 +8,15 @@ use super::{JobContext, JobError, Outcome, Parties, load_parties};
 use crate::domain::guards;
 use crate::domain::seats::check_free_seat;
 use crate::domain::user::UserStatus;
+use crate::queue::AfterCommit;
+use crate::store::Tx;
 use crate::store::audit::{self, AuditStamp};
 use crate::store::licenses::{self, LicenseRow};
-use crate::store::{Tx, ledger};
 
 pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let Parties { target, actor, .. } =
         load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
@@ -29,8 +29,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outc
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
     let held = licenses::live_for_user(&mut tx, target.id).await?;
     let change = take_license(&mut tx, &stamp, target.id, &job.country, held.as_ref()).await?;
-    ledger::mark_applied(&mut tx, ctx.job_id, ActivateSalesperson::NAME, stamp.at).await?;
-    tx.commit().await?;
+    ctx.commit_applied(tx, ActivateSalesperson::NAME, AfterCommit::default())
+        .await?;
     Ok(match change {
         LicenseChange::AlreadyActive => {
             Outcome::NothingToDo(format!("already a salesperson in {}", job.country))

@@ -6,13 +6,13 @@ use lifecycle_jobs::{ConfirmUser, Job};
 use super::{JobContext, JobError, Outcome, load_user};
 use crate::domain::confirmation::{LinkRefusal, LinkState, check_link};
 use crate::domain::user::UserStatus;
-use crate::store::{confirmation_links, ledger, users};
+use crate::queue::AfterCommit;
+use crate::store::{confirmation_links, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let user = load_user(&mut tx, job.account_id, job.user_id).await?;
     let now = ctx.clock.now();
     let link = confirmation_links::find(&mut tx, user.id, &job.token_digest()).await?;
@@ -41,7 +41,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, Job
         return Err(LinkRefusal::AlreadyUsed(now).into());
     }
     users::confirm(&mut tx, &stamp, user.id).await?;
-    ledger::mark_applied(&mut tx, ctx.job_id, ConfirmUser::NAME, now).await?;
-    tx.commit().await?;
+    ctx.commit_applied(tx, ConfirmUser::NAME, AfterCommit::default())
+        .await?;
     Ok(Outcome::Applied)
 }

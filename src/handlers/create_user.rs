@@ -14,13 +14,12 @@ use crate::domain::guards;
 use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
 use crate::store::users::NewPendingUser;
-use crate::store::{accounts, ledger, teams, users};
+use crate::store::{accounts, teams, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let account = load_account(&mut tx, job.account_id).await?;
     let actor = load_actor(&mut tx, job.actor).await?;
     guards::actor_may_manage_account(job.account_id, actor.as_ref())?;
@@ -104,8 +103,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
         serde_json::json!({ "email": user.email }),
     )
     .await?;
-    ledger::mark_applied(&mut tx, ctx.job_id, CreateUser::NAME, stamp.at).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, CreateUser::NAME, after_commit)
+        .await?;
     Ok(Outcome::Applied)
 }

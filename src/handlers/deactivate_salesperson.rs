@@ -15,13 +15,12 @@ use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
 use crate::store::licenses::LicenseRow;
 use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
-use crate::store::{Tx, accounts, audit, ledger, licenses};
+use crate::store::{Tx, accounts, audit, licenses};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
 
     let Parties {
         account,
@@ -37,14 +36,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
             JobError::Precondition(format!("user {} holds no salesperson license", target.id))
         })?;
     if license.state == "releasing" {
-        ledger::mark_applied(
-            &mut tx,
-            ctx.job_id,
-            DeactivateSalesperson::NAME,
-            ctx.clock.now(),
-        )
-        .await?;
-        tx.commit().await?;
+        ctx.commit_applied(tx, DeactivateSalesperson::NAME, AfterCommit::default())
+            .await?;
         return Ok(Outcome::NothingToDo(format!(
             "license {} is already releasing",
             license.id
@@ -72,9 +65,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
         contacts_to,
     )
     .await?;
-    ledger::mark_applied(&mut tx, ctx.job_id, DeactivateSalesperson::NAME, stamp.at).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, DeactivateSalesperson::NAME, after_commit)
+        .await?;
     Ok(Outcome::Applied)
 }
 

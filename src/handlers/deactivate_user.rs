@@ -15,21 +15,21 @@ use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties}
 use crate::domain::guards;
 use crate::domain::reassignment::{NoRecipient, opportunity_recipient};
 use crate::domain::user::UserStatus;
-use crate::store::{access, ledger, licenses, records, teams, users};
+use crate::queue::AfterCommit;
+use crate::store::{access, licenses, records, teams, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let Parties {
         account,
         target,
         actor,
     } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
     if target.status == UserStatus::Deactivated {
-        ledger::mark_applied(&mut tx, ctx.job_id, DeactivateUser::NAME, ctx.clock.now()).await?;
-        tx.commit().await?;
+        ctx.commit_applied(tx, DeactivateUser::NAME, AfterCommit::default())
+            .await?;
         return Ok(Outcome::NothingToDo(format!(
             "user {} is already deactivated",
             target.id
@@ -102,8 +102,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
     }
     users::mark_deactivated(&mut tx, &stamp, &user).await?;
 
-    ledger::mark_applied(&mut tx, ctx.job_id, DeactivateUser::NAME, stamp.at).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, DeactivateUser::NAME, after_commit)
+        .await?;
     Ok(Outcome::Applied)
 }

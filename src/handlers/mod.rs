@@ -31,10 +31,10 @@ use crate::domain::lockout::UnlockRefusal;
 use crate::domain::seats::NoFreeLicense;
 use crate::domain::user::Person;
 use crate::mail::{MailError, Mailer};
-use crate::queue::{AttemptResult, Queue, QueueError};
+use crate::queue::{AfterCommit, AttemptResult, Queue, QueueError};
 use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
-use crate::store::{Store, StoreError, Tx, accounts, users};
+use crate::store::{Store, StoreError, Tx, accounts, ledger, users};
 
 /// Why a job failed. Bad input and refusals are permanent: retrying cannot help. The store
 /// and the queue failing is transient: the job runs again later.
@@ -113,6 +113,30 @@ pub struct JobContext<'a> {
 }
 
 impl JobContext<'_> {
+    /// This job's write transaction, or `None` when its effects were applied before (a
+    /// redelivery): then it changes nothing.
+    pub async fn begin_once(&self) -> Result<Option<Tx>, JobError> {
+        let mut tx = self.store.begin().await?;
+        if ledger::already_applied(&mut tx, self.job_id).await? {
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+
+    /// Commits the job's effects together with the mark that they were applied, then hands
+    /// the jobs recorded in the transaction to the transport.
+    pub async fn commit_applied(
+        &self,
+        mut tx: Tx,
+        kind: &str,
+        after_commit: AfterCommit,
+    ) -> Result<(), JobError> {
+        ledger::mark_applied(&mut tx, self.job_id, kind, self.clock.now()).await?;
+        tx.commit().await?;
+        self.queue.push(after_commit).await?;
+        Ok(())
+    }
+
     /// The stamp of this job's audit rows.
     pub fn audit_stamp(&self, account_id: i64, actor: impl ToString) -> AuditStamp {
         AuditStamp {

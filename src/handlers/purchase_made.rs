@@ -9,13 +9,12 @@ use super::{JobContext, JobError, Outcome, load_account};
 use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
 use crate::queue::AfterCommit;
-use crate::store::{audit, ledger, users};
+use crate::store::{audit, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let account = load_account(&mut tx, job.account_id).await?;
     if users::email_blocked(&mut tx, job.account_id, &job.email).await? {
         return Err(JobError::Precondition(format!(
@@ -23,7 +22,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
             job.email
         )));
     }
-    let now = ctx.clock.now();
+    let _now = ctx.clock.now();
     let user = users::find_by_email(&mut tx, job.account_id, &job.email).await?;
     let mut after_commit = AfterCommit::default();
     let outcome = match user {
@@ -65,8 +64,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
             Outcome::Applied
         }
     };
-    ledger::mark_applied(&mut tx, ctx.job_id, PurchaseMade::NAME, now).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, PurchaseMade::NAME, after_commit)
+        .await?;
     Ok(outcome)
 }

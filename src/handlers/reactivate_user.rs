@@ -13,13 +13,12 @@ use crate::domain::guards;
 use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
 use crate::queue::AfterCommit;
-use crate::store::{ledger, licenses, users};
+use crate::store::{licenses, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let Parties {
         account,
         target,
@@ -30,9 +29,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, 
         UserStatus::Deactivated => {}
         UserStatus::Active if job.license_country.is_some() => {}
         UserStatus::Active => {
-            ledger::mark_applied(&mut tx, ctx.job_id, ReactivateUser::NAME, ctx.clock.now())
+            ctx.commit_applied(tx, ReactivateUser::NAME, AfterCommit::default())
                 .await?;
-            tx.commit().await?;
             return Ok(Outcome::NothingToDo(format!(
                 "user {} is already active",
                 target.id
@@ -71,8 +69,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, 
         let held = licenses::live_for_user(&mut tx, user.id).await?;
         take_license(&mut tx, &stamp, user.id, country, held.as_ref()).await?;
     }
-    ledger::mark_applied(&mut tx, ctx.job_id, ReactivateUser::NAME, stamp.at).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, ReactivateUser::NAME, after_commit)
+        .await?;
     Ok(Outcome::Applied)
 }

@@ -5,13 +5,13 @@ use lifecycle_jobs::{Job, ReassignRecords};
 
 use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::guards;
-use crate::store::{ledger, records};
+use crate::queue::AfterCommit;
+use crate::store::records;
 
 pub async fn run(ctx: &JobContext<'_>, job: &ReassignRecords) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let Parties { target, actor, .. } =
         load_parties(&mut tx, job.account_id, job.from_user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
@@ -22,7 +22,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReassignRecords) -> Result<Outcome,
     records::reassign_open_tasks(&mut tx, &stamp, target.id, to.id).await?;
     records::reassign_opportunities(&mut tx, &stamp, target.id, to.id).await?;
 
-    ledger::mark_applied(&mut tx, ctx.job_id, ReassignRecords::NAME, stamp.at).await?;
-    tx.commit().await?;
+    ctx.commit_applied(tx, ReassignRecords::NAME, AfterCommit::default())
+        .await?;
     Ok(Outcome::Applied)
 }

@@ -6,13 +6,13 @@ use lifecycle_jobs::{Job, RecordActivity};
 
 use super::{JobContext, JobError, Outcome, load_user};
 use crate::domain::user::UserStatus;
-use crate::store::{ledger, users};
+use crate::queue::AfterCommit;
+use crate::store::users;
 
 pub async fn run(ctx: &JobContext<'_>, job: &RecordActivity) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let user = load_user(&mut tx, job.account_id, job.user_id).await?;
     let now = ctx.clock.now();
     let at = job.at.map_or(now, |at| at.min(now));
@@ -27,7 +27,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &RecordActivity) -> Result<Outcome, 
     } else {
         Outcome::NothingToDo("a later activity is already recorded".into())
     };
-    ledger::mark_applied(&mut tx, ctx.job_id, RecordActivity::NAME, now).await?;
-    tx.commit().await?;
+    ctx.commit_applied(tx, RecordActivity::NAME, AfterCommit::default())
+        .await?;
     Ok(outcome)
 }

@@ -15,13 +15,12 @@ use crate::domain::user::{LockReason, UserStatus};
 use crate::mail::format_instant;
 use crate::mail::render::Template;
 use crate::queue::AfterCommit;
-use crate::store::{ledger, users};
+use crate::store::users;
 
 pub async fn run(ctx: &JobContext<'_>, job: &RecordLogin) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let account = load_account(&mut tx, job.account_id).await?;
     let user = load_user(&mut tx, job.account_id, job.user_id).await?;
     let now = ctx.clock.now();
@@ -64,8 +63,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &RecordLogin) -> Result<Outcome, Job
         }
         Outcome::Applied
     };
-    ledger::mark_applied(&mut tx, ctx.job_id, RecordLogin::NAME, now).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, RecordLogin::NAME, after_commit)
+        .await?;
     Ok(outcome)
 }

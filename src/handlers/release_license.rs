@@ -4,13 +4,13 @@
 use lifecycle_jobs::{Actor, Job, ReleaseLicense};
 
 use super::{JobContext, JobError, Outcome};
-use crate::store::{audit, ledger, licenses};
+use crate::queue::AfterCommit;
+use crate::store::{audit, licenses};
 
 pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let license = licenses::find(&mut tx, job.license_id)
         .await?
         .filter(|license| license.account_id == job.account_id)
@@ -46,7 +46,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, 
         }
         (state, _) => Outcome::NothingToDo(format!("license {} is {state}", license.id)),
     };
-    ledger::mark_applied(&mut tx, ctx.job_id, ReleaseLicense::NAME, now).await?;
-    tx.commit().await?;
+    ctx.commit_applied(tx, ReleaseLicense::NAME, AfterCommit::default())
+        .await?;
     Ok(outcome)
 }

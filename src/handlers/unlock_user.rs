@@ -9,13 +9,13 @@ use super::{JobContext, JobError, Outcome, Parties, load_parties, load_user};
 use crate::domain::user::{LockReason, UserStatus};
 use crate::domain::{guards, lockout};
 use crate::mail::render::Template;
-use crate::store::{ledger, users};
+use crate::queue::AfterCommit;
+use crate::store::users;
 
 pub async fn run(ctx: &JobContext<'_>, job: &UnlockUser) -> Result<Outcome, JobError> {
-    let mut tx = ctx.store.begin().await?;
-    if ledger::already_applied(&mut tx, ctx.job_id).await? {
+    let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
     let Parties {
         account,
         target,
@@ -24,8 +24,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &UnlockUser) -> Result<Outcome, JobE
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     let user = load_user(&mut tx, job.account_id, target.id).await?;
     if user.status() != UserStatus::Locked {
-        ledger::mark_applied(&mut tx, ctx.job_id, UnlockUser::NAME, ctx.clock.now()).await?;
-        tx.commit().await?;
+        ctx.commit_applied(tx, UnlockUser::NAME, AfterCommit::default())
+            .await?;
         return Ok(Outcome::NothingToDo(format!(
             "user {} is {}, not locked",
             user.id, user.status
@@ -45,8 +45,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &UnlockUser) -> Result<Outcome, JobE
         serde_json::json!({}),
     )
     .await?;
-    ledger::mark_applied(&mut tx, ctx.job_id, UnlockUser::NAME, stamp.at).await?;
-    tx.commit().await?;
-    ctx.queue.push(after_commit).await?;
+    ctx.commit_applied(tx, UnlockUser::NAME, after_commit)
+        .await?;
     Ok(Outcome::Applied)
 }
