@@ -1,0 +1,731 @@
+//! The mail pipeline: a change records its message and a SendEmail job in its own
+//! transaction; SendEmail renders and sends it once, marks it `sent`, and a retried or
+//! redelivered SendEmail sends nothing more. SMTP outages and transient refusals delay mail
+//! without undoing the change or losing the message; a message that cannot be sent (it does
+//! not exist, belongs to another account, has an unusable recipient) is dead at once.
+//! Through the queue, the real SMTP sink receiving the mail, on both backends; the file
+//! transport of the embedded default on SQLite.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use common::{Backend, TestEnv, World, seed_agent, seed_world};
+use lifecycle::config::MailTransport;
+use lifecycle::domain::user::LockReason;
+use lifecycle::store::audit::AuditStamp;
+use lifecycle::store::emails::{self, EmailRow, NewEmail};
+use lifecycle::store::ledger::{self, JobRecord};
+use lifecycle::store::{Store, users};
+use lifecycle_jobs::{Actor, RecordLogin, SendEmail, UnlockUser, UnlockVia};
+use uuid::Uuid;
+
+const LOCKED_FAILED_LOGINS: &str = "locked_failed_logins";
+
+fn failed_login(world: &World, user_id: i64) -> RecordLogin {
+    RecordLogin {
+        account_id: world.account,
+        user_id,
+        succeeded: false,
+        at: None,
+    }
+}
+
+/// Six failed sign-ins in a row: the sixth locks the user and records the notice.
+async fn lock_by_failed_logins(env: &mut TestEnv, world: &World, user_id: i64) {
+    for attempt in 1..=6 {
+        let record = env.run(&failed_login(world, user_id)).await;
+        assert_eq!(record.state, "done", "failed sign-in {attempt}: {record:?}");
+    }
+    let mut tx = env.tx().await;
+    let user = users::find(&mut tx, user_id).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        user.status, "locked",
+        "six failed sign-ins lock user {user_id}"
+    );
+}
+
+/// Locks users directly in the store: no message recorded, none sent.
+async fn lock_quietly(env: &TestEnv, world: &World, user_ids: &[i64]) {
+    let mut tx = env.tx().await;
+    let stamp = AuditStamp {
+        account_id: world.account,
+        actor: "system".into(),
+        job_id: Uuid::now_v7(),
+        at: env.clock.now(),
+    };
+    for &user_id in user_ids {
+        assert!(
+            users::lock(&mut tx, &stamp, user_id, LockReason::FailedLogins)
+                .await
+                .unwrap()
+        );
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn user_status(env: &TestEnv, user_id: i64) -> String {
+    let mut tx = env.tx().await;
+    let user = users::find(&mut tx, user_id).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    user.status
+}
+
+/// A user's recorded messages, oldest first (the transaction ended before returning).
+async fn emails_of(env: &TestEnv, user_id: i64) -> Vec<EmailRow> {
+    let mut tx = env.tx().await;
+    let rows = emails::for_user(&mut tx, user_id).await.unwrap();
+    tx.rollback().await.unwrap();
+    rows
+}
+
+async fn email(env: &TestEnv, email_id: i64) -> EmailRow {
+    let mut tx = env.tx().await;
+    let row = emails::find(&mut tx, email_id).await.unwrap();
+    tx.rollback().await.unwrap();
+    row.unwrap_or_else(|| panic!("message {email_id} is recorded"))
+}
+
+/// The one message recorded for `user_id`, with `template`.
+async fn only_email(env: &TestEnv, user_id: i64, template: &str) -> EmailRow {
+    let rows = emails_of(env, user_id).await;
+    assert_eq!(rows.len(), 1, "one message for user {user_id}: {rows:?}");
+    assert_eq!(rows[0].template, template, "{rows:?}");
+    rows.into_iter().next().unwrap()
+}
+
+/// The SendEmail job of a recorded message: the one holding `mail::send:<email_id>`.
+async fn send_job_of(env: &TestEnv, email_id: i64) -> Uuid {
+    let key = format!("mail::send:{email_id}");
+    let sql = "SELECT id FROM jobs WHERE idempotency_key = $1 AND kind = 'mail::send'";
+    let ids: Vec<Uuid> = match env.store() {
+        Store::Postgres(pool) => sqlx::query_scalar(sql).bind(&key).fetch_all(pool).await,
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(&key).fetch_all(pool).await,
+    }
+    .expect("look up the SendEmail job");
+    assert_eq!(
+        ids.len(),
+        1,
+        "one SendEmail job for message {email_id}: {ids:?}"
+    );
+    ids[0]
+}
+
+/// Every SendEmail job in the ledger.
+async fn send_jobs(env: &TestEnv) -> Vec<JobRecord> {
+    let sql = "SELECT id FROM jobs WHERE kind = 'mail::send' ORDER BY created_at_ms, id";
+    let ids: Vec<Uuid> = match env.store() {
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+    }
+    .expect("list SendEmail jobs");
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        records.push(env.job(id).await);
+    }
+    records
+}
+
+/// The errors of each failed attempt of a job: (attempt, error, permanent).
+async fn attempt_errors(env: &TestEnv, job_id: Uuid) -> Vec<(i32, String, bool)> {
+    let sql = "SELECT attempt, error, permanent FROM job_attempt_errors
+                WHERE job_id = $1 ORDER BY attempt";
+    match env.store() {
+        Store::Postgres(pool) => sqlx::query_as(sql).bind(job_id).fetch_all(pool).await,
+        Store::Sqlite(pool) => sqlx::query_as(sql).bind(job_id).fetch_all(pool).await,
+    }
+    .expect("attempt errors")
+}
+
+async fn records(env: &TestEnv, job_ids: &[Uuid]) -> Vec<JobRecord> {
+    let mut records = Vec::with_capacity(job_ids.len());
+    for &id in job_ids {
+        records.push(env.job(id).await);
+    }
+    records
+}
+
+/// Polls the jobs (the worker running) until `ready` holds, moving the clock by `step` at
+/// every look (zero: the clock stays). A dead job fails the test at once.
+async fn poll_jobs(
+    env: &mut TestEnv,
+    job_ids: &[Uuid],
+    step: Duration,
+    what: &str,
+    ready: impl Fn(&[JobRecord]) -> bool,
+) -> Vec<JobRecord> {
+    env.start_worker();
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(60);
+    loop {
+        let now = records(env, job_ids).await;
+        if ready(&now) {
+            return now;
+        }
+        // A dead SendEmail will never be delivered: say so now rather than at the deadline.
+        assert!(
+            now.iter().all(|r| r.state != ledger::state::DEAD),
+            "a job is dead while waiting for {what}: {now:#?}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {now:#?}"
+        );
+        if step > Duration::zero() {
+            env.clock.advance(step);
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+}
+
+/// Every job's attempt number `attempt` failed and it waits, queued, for another.
+fn all_failed_attempt(records: &[JobRecord], attempt: i32) -> bool {
+    records
+        .iter()
+        .all(|r| r.state == ledger::state::QUEUED && r.attempts >= attempt)
+}
+
+/// Gives a stray (duplicate) delivery time to arrive before counting.
+async fn settle_down() {
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+}
+
+/// A recorded message with no SendEmail job, for SendEmail jobs the test enqueues itself.
+async fn record_pending_email(env: &TestEnv, world: &World, user_id: i64, to: &str) -> i64 {
+    let variables = serde_json::json!({ "first_name": "Pat", "account_name": "Acme Ventas" });
+    let mut tx = env.tx().await;
+    let email_id = emails::insert(
+        &mut tx,
+        &NewEmail {
+            account_id: world.account,
+            user_id: Some(user_id),
+            template: "unlocked",
+            language: "en",
+            to_address: to,
+            to_name: "Pat Agent",
+            variables: &variables,
+            created_by_job: Uuid::now_v7(),
+            created_at: env.clock.now(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    email_id
+}
+
+/// Scenario 1: each lock emails its user once, in the user's language, with a text and an
+/// HTML part; the row records the delivery (one attempt, the Message-ID sent).
+async fn one_message_per_change_in_the_recipients_language(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let people = [("Emma", "en"), ("Elena", "es"), ("Paulo", "pt")];
+    let mut users = Vec::new();
+    for (name, language) in people {
+        let id = seed_agent(&env, &world, name, language).await;
+        users.push((id, format!("{}@acme.test", name.to_lowercase()), language));
+    }
+    for (id, _, _) in &users {
+        lock_by_failed_logins(&mut env, &world, *id).await;
+    }
+    // A failure after the lock changes nothing: only the report that locks sends mail.
+    let again = env.run(&failed_login(&world, users[0].0)).await;
+    assert_eq!(again.state, "done", "{again:?}");
+
+    let mut subjects = BTreeSet::new();
+    for (id, address, language) in &users {
+        let row = only_email(&env, *id, LOCKED_FAILED_LOGINS).await;
+        let job = send_job_of(&env, row.id).await;
+        let record = env.wait_for(job).await;
+        assert_eq!(record.state, "done", "{record:?}");
+        assert_eq!(record.attempts, 1, "{record:?}");
+        let row = email(&env, row.id).await;
+        assert_eq!(row.state, "sent", "{row:?}");
+        assert_eq!(row.send_attempts, 1, "{row:?}");
+        assert_eq!(row.sent_at, Some(env.clock.now()), "{row:?}");
+        assert_eq!(row.language, *language);
+
+        let received = env.sink.messages_to(address);
+        assert_eq!(received.len(), 1, "one message to {address}: {received:#?}");
+        let message = &received[0];
+        assert!(message.to().contains(address.as_str()), "{}", message.to());
+        assert_eq!(
+            message.header("Content-Language").as_deref(),
+            Some(*language),
+            "{message:?}"
+        );
+        assert!(
+            message.subject().contains("Acme Ventas"),
+            "{}",
+            message.subject()
+        );
+        assert!(!message.text().trim().is_empty(), "{message:?}");
+        let html = message.html();
+        assert!(!html.trim().is_empty(), "{message:?}");
+        assert!(html.to_lowercase().starts_with("<!doctype html>"), "{html}");
+        assert_eq!(
+            row.message_id.as_deref(),
+            message.header("Message-ID").as_deref(),
+            "the row records the Message-ID sent"
+        );
+        subjects.insert(message.subject());
+    }
+    assert_eq!(subjects.len(), 3, "a subject per language: {subjects:?}");
+    settle_down().await;
+    assert_eq!(env.sink.count(), 3, "{:#?}", env.sink.messages());
+    assert_eq!(send_jobs(&env).await.len(), 3, "one SendEmail per lock");
+}
+
+/// Scenario 2: an attempt that fails after the server accepted the message is retried, and
+/// the retry finds the message sent: one message in the mailbox.
+async fn a_failure_after_sending_does_not_send_twice(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let user = seed_agent(&env, &world, "Emma", "en").await;
+    env.app.mailer.fail_after_sending(1);
+    lock_by_failed_logins(&mut env, &world, user).await;
+
+    let row = only_email(&env, user, LOCKED_FAILED_LOGINS).await;
+    let job = send_job_of(&env, row.id).await;
+    let record = env
+        .wait_for_with_clock_running(job, Duration::seconds(2))
+        .await;
+    assert_eq!(record.state, "done", "{record:?}");
+    assert_eq!(record.attempts, 2, "failed once, then done: {record:?}");
+    let errors = attempt_errors(&env, job).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, 1, "{errors:?}");
+    assert!(errors[0].1.contains("after sending"), "{errors:?}");
+    assert!(!errors[0].2, "a transient failure: {errors:?}");
+
+    settle_down().await;
+    let mail = env.sink.messages();
+    assert_eq!(mail.len(), 1, "sent once: {mail:#?}");
+    assert!(mail[0].to().contains("emma@acme.test"));
+    let row = email(&env, row.id).await;
+    assert_eq!(row.state, "sent", "{row:?}");
+    assert_eq!(
+        row.send_attempts, 1,
+        "the retry did not try to send: {row:?}"
+    );
+    assert_eq!(
+        row.message_id.as_deref(),
+        mail[0].header("Message-ID").as_deref()
+    );
+}
+
+/// Scenario 3: with the SMTP server down, the changes are made and their messages wait;
+/// SendEmail retries (transient, never dead) until the server is back, then each message goes
+/// out once.
+async fn an_smtp_outage_delays_mail_without_blocking_changes(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let mut users = Vec::new();
+    for name in ["Ana", "Bea", "Cai", "Dan", "Eva"] {
+        users.push((
+            seed_agent(&env, &world, name, "es").await,
+            format!("{}@acme.test", name.to_lowercase()),
+        ));
+    }
+    let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
+    lock_quietly(&env, &world, &ids).await;
+
+    env.sink.stop().await;
+    for &user_id in &ids {
+        let record = env
+            .run(&UnlockUser {
+                account_id: world.account,
+                user_id,
+                actor: Actor::User(world.admin),
+                via: UnlockVia::Admin,
+            })
+            .await;
+        assert_eq!(
+            record.state, "done",
+            "the outage does not block the change: {record:?}"
+        );
+        assert_eq!(record.attempts, 1, "{record:?}");
+        assert_eq!(user_status(&env, user_id).await, "active");
+    }
+    let mut email_ids = Vec::new();
+    let mut jobs = Vec::new();
+    for &user_id in &ids {
+        let row = only_email(&env, user_id, "unlocked").await;
+        jobs.push(send_job_of(&env, row.id).await);
+        email_ids.push(row.id);
+    }
+
+    // Down: every attempt fails for a reason worth retrying; the clock moves, they retry.
+    let mut last = Vec::new();
+    for attempt in 1..=4 {
+        if attempt > 1 {
+            env.clock.advance(Duration::seconds(2));
+        }
+        last = poll_jobs(&mut env, &jobs, Duration::zero(), "failed attempts", |r| {
+            all_failed_attempt(r, attempt)
+        })
+        .await;
+    }
+    for record in &last {
+        assert_eq!(record.state, "queued", "{record:?}");
+        assert!(record.attempts >= 4, "{record:?}");
+        assert!(record.attempts < record.max_attempts, "{record:?}");
+        assert_eq!(record.max_attempts, 25, "{record:?}");
+        let error = record.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("will retry"), "{error}");
+        let errors = attempt_errors(&env, record.id).await;
+        assert!(errors.len() >= 4, "{errors:?}");
+        assert!(
+            errors.iter().all(|(_, _, permanent)| !permanent),
+            "{errors:?}"
+        );
+    }
+    for &email_id in &email_ids {
+        let row = email(&env, email_id).await;
+        assert_eq!(row.state, "pending", "{row:?}");
+        assert!(row.send_attempts >= 4, "{row:?}");
+    }
+    for &user_id in &ids {
+        assert_eq!(
+            user_status(&env, user_id).await,
+            "active",
+            "the change stands"
+        );
+    }
+    assert_eq!(env.sink.count(), 0);
+
+    // Up again: the clock moves until every message is out.
+    env.sink.resume().await;
+    let done = poll_jobs(&mut env, &jobs, Duration::seconds(2), "delivery", |r| {
+        r.iter().all(|r| r.state == ledger::state::DONE)
+    })
+    .await;
+    for record in &done {
+        assert_eq!(record.state, "done", "{record:?}");
+        assert!(record.attempts > 4, "{record:?}");
+    }
+    settle_down().await;
+    let mail = env.sink.messages();
+    assert_eq!(mail.len(), 5, "{mail:#?}");
+    for (user_id, address) in &users {
+        assert_eq!(
+            env.sink.messages_to(address).len(),
+            1,
+            "one message to {address}"
+        );
+        let row = only_email(&env, *user_id, "unlocked").await;
+        assert_eq!(row.state, "sent", "{row:?}");
+        assert!(row.message_id.is_some(), "{row:?}");
+    }
+    let ids_sent: BTreeSet<_> = mail.iter().map(|m| m.header("Message-ID")).collect();
+    assert_eq!(ids_sent.len(), 5, "five distinct messages");
+}
+
+/// Scenario 4: a server that answers 451 (try again later) is retried like an outage; once
+/// it accepts, the message goes out once.
+async fn a_transient_refusal_is_retried_then_delivered_once(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let user = seed_agent(&env, &world, "Emma", "en").await;
+    env.sink.set_transient_failure(true);
+    lock_by_failed_logins(&mut env, &world, user).await;
+    let row = only_email(&env, user, LOCKED_FAILED_LOGINS).await;
+    let job = send_job_of(&env, row.id).await;
+
+    let refused = poll_jobs(&mut env, &[job], Duration::seconds(2), "refusals", |r| {
+        all_failed_attempt(r, 3)
+    })
+    .await;
+    let error = refused[0].last_error.as_deref().unwrap_or_default();
+    assert!(error.contains("451"), "{error}");
+    let errors = attempt_errors(&env, job).await;
+    assert!(errors.len() >= 3, "{errors:?}");
+    assert!(
+        errors.iter().all(|(_, _, permanent)| !permanent),
+        "{errors:?}"
+    );
+    assert_eq!(email(&env, row.id).await.state, "pending");
+    assert_eq!(env.sink.count(), 0);
+
+    env.sink.set_transient_failure(false);
+    let record = env
+        .wait_for_with_clock_running(job, Duration::seconds(2))
+        .await;
+    assert_eq!(record.state, "done", "{record:?}");
+    assert!(record.attempts > 3, "{record:?}");
+    settle_down().await;
+    let mail = env.sink.messages();
+    assert_eq!(mail.len(), 1, "{mail:#?}");
+    assert!(mail[0].to().contains("emma@acme.test"));
+    let row = email(&env, row.id).await;
+    assert_eq!(row.state, "sent", "{row:?}");
+    assert_eq!(
+        row.send_attempts, record.attempts,
+        "each attempt counted: {row:?}"
+    );
+}
+
+/// Scenario 5: a message that cannot be sent is not retried: one that does not exist, one
+/// of another account (left untouched), one whose recipient is not an address.
+async fn an_unsendable_message_is_dead_at_once(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let user = seed_agent(&env, &world, "Pat", "en").await;
+
+    let missing = env
+        .run(&SendEmail {
+            account_id: world.account,
+            email_id: 999_999,
+        })
+        .await;
+    assert_eq!(missing.state, "dead", "{missing:?}");
+    assert_eq!(missing.attempts, 1, "{missing:?}");
+    let error = missing.last_error.unwrap_or_default();
+    assert!(error.contains("does not exist"), "{error}");
+
+    // A pending message of this account, asked for under another account.
+    let mut tx = env.tx().await;
+    let eve = common::admin_of_another_account(&mut tx, env.clock.now()).await;
+    let other = users::find(&mut tx, eve).await.unwrap().unwrap().account_id;
+    tx.commit().await.unwrap();
+    assert_ne!(other, world.account);
+    let email_id = record_pending_email(&env, &world, user, "pat@acme.test").await;
+    let foreign = env
+        .run(&SendEmail {
+            account_id: other,
+            email_id,
+        })
+        .await;
+    assert_eq!(foreign.state, "dead", "{foreign:?}");
+    assert_eq!(foreign.attempts, 1, "{foreign:?}");
+    let error = foreign.last_error.unwrap_or_default();
+    assert!(error.contains("does not exist"), "{error}");
+    settle_down().await;
+    assert_eq!(env.sink.count(), 0, "nothing sent for another account");
+    let row = email(&env, email_id).await;
+    assert_eq!(
+        (row.state.as_str(), row.send_attempts),
+        ("pending", 0),
+        "{row:?}"
+    );
+
+    // The same message under its own account goes out: it was sendable all along.
+    let own = env
+        .run(&SendEmail {
+            account_id: world.account,
+            email_id,
+        })
+        .await;
+    assert_eq!(own.state, "done", "{own:?}");
+    assert_eq!(env.mail(1).await.len(), 1);
+    assert_eq!(email(&env, email_id).await.state, "sent");
+
+    // A recipient that is not an address: the mail library refuses it, for good.
+    let bad_id = record_pending_email(&env, &world, user, "not an address").await;
+    let bad = env
+        .run(&SendEmail {
+            account_id: world.account,
+            email_id: bad_id,
+        })
+        .await;
+    assert_eq!(bad.state, "dead", "{bad:?}");
+    assert_eq!(bad.attempts, 1, "{bad:?}");
+    let error = bad.last_error.unwrap_or_default();
+    assert!(error.contains("recipient address"), "{error}");
+    settle_down().await;
+    assert_eq!(env.sink.count(), 1, "nothing more sent");
+    assert_eq!(email(&env, bad_id).await.state, "pending");
+}
+
+/// Scenario 6: redelivering a finished SendEmail (or the change that recorded it) sends
+/// nothing.
+async fn a_redelivered_send_sends_nothing(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let user = seed_agent(&env, &world, "Emma", "en").await;
+    lock_by_failed_logins(&mut env, &world, user).await;
+    let row = only_email(&env, user, LOCKED_FAILED_LOGINS).await;
+    let job = send_job_of(&env, row.id).await;
+    let first = env.wait_for(job).await;
+    assert_eq!(
+        (first.state.as_str(), first.attempts),
+        ("done", 1),
+        "{first:?}"
+    );
+    assert_eq!(env.mail(1).await.len(), 1);
+    let sent = email(&env, row.id).await;
+    assert_eq!(sent.state, "sent");
+
+    assert!(env.app.queue.retry_now(job).await.unwrap());
+    let again = env.wait_for(job).await;
+    assert_eq!(again.state, "done", "{again:?}");
+    assert_eq!(again.attempts, 2, "it did run again: {again:?}");
+    settle_down().await;
+    assert_eq!(env.sink.count(), 1, "{:#?}", env.sink.messages());
+    let after = email(&env, row.id).await;
+    assert_eq!(after.send_attempts, 1, "{after:?}");
+    assert_eq!(
+        (after.sent_at, after.message_id.clone()),
+        (sent.sent_at, sent.message_id.clone())
+    );
+
+    // The change itself redelivered: no second message recorded, none sent.
+    let locking = env.run(&failed_login(&world, user)).await;
+    assert!(env.app.queue.retry_now(locking.id).await.unwrap());
+    assert_eq!(env.wait_for(locking.id).await.state, "done");
+    settle_down().await;
+    assert_eq!(emails_of(&env, user).await.len(), 1);
+    assert_eq!(send_jobs(&env).await.len(), 1);
+    assert_eq!(env.sink.count(), 1);
+}
+
+on_both_backends!(
+    one_message_per_change_in_the_recipients_language,
+    a_failure_after_sending_does_not_send_twice,
+    an_smtp_outage_delays_mail_without_blocking_changes,
+    a_transient_refusal_is_retried_then_delivered_once,
+    an_unsendable_message_is_dead_at_once,
+    a_redelivered_send_sends_nothing,
+);
+
+/// Scenario 7: the embedded default writes each message as one `.eml` file; no SMTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_transport_writes_one_eml_per_message() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let mail_folder = folder.path().join("mail");
+    let path = mail_folder.display().to_string();
+    let mut env = TestEnv::start_with(Backend::Sqlite, |settings| {
+        settings.mail.transport = MailTransport::File;
+        settings.mail.folder = path;
+    })
+    .await;
+    let world = seed_world(&env, 2).await;
+    let user = seed_agent(&env, &world, "Elena", "es").await;
+    lock_by_failed_logins(&mut env, &world, user).await;
+    let row = only_email(&env, user, LOCKED_FAILED_LOGINS).await;
+    let job = send_job_of(&env, row.id).await;
+    let record = env.wait_for(job).await;
+    assert_eq!(record.state, "done", "{record:?}");
+    settle_down().await;
+
+    let files: Vec<_> = std::fs::read_dir(&mail_folder)
+        .expect("the mail folder exists")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        files[0].extension().and_then(|e| e.to_str()),
+        Some("eml"),
+        "{files:?}"
+    );
+    let raw = std::fs::read(&files[0]).expect("read the .eml");
+    let message = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("a message");
+    let subject = message.subject().expect("a subject");
+    assert!(subject.contains("Se ha bloqueado"), "{subject}");
+    assert!(subject.contains("Acme Ventas"), "{subject}");
+    let to = message
+        .to()
+        .and_then(|to| to.first())
+        .and_then(|a| a.address())
+        .expect("a recipient");
+    assert_eq!(to, "elena@acme.test");
+    let raw_text = String::from_utf8_lossy(&raw);
+    assert!(raw_text.contains("Content-Language: es"), "{raw_text}");
+    let row = email(&env, row.id).await;
+    assert_eq!(row.state, "sent", "{row:?}");
+    assert_eq!(row.send_attempts, 1, "{row:?}");
+    assert_eq!(env.sink.count(), 0, "nothing over SMTP");
+}
+
+/// Runs one Redis command on this test's own connection.
+async fn redis_cmd(cmd: &mut redis::Cmd) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open(common::redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis must answer");
+    cmd.query_async(&mut conn).await
+}
+
+/// Scenario 8 (PostgreSQL + Redis): Redis failing between the commit of a change and the
+/// hand-over of its SendEmail to the stream must not lose the message. The change's retry
+/// finds itself applied and pushes nothing, so the SendEmail recorded in the ledger has to
+/// reach a worker some other way. Ignored: it fails today (see the `ignore` reason).
+///
+/// The failure is made in this test's namespace only: the stream's last ID is set to the
+/// largest possible, so `XADD` fails ("exhausted the last possible ID") while reading,
+/// acknowledging and the delayed set keep working; then the stream is made anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap, closed by the ledger reconciler of issue 5: a job committed to the ledger whose push to Redis failed is never run"]
+async fn a_redis_failure_after_the_change_commits_does_not_lose_its_mail() {
+    let mut env = TestEnv::start(Backend::PostgresRedis).await;
+    let stream = format!("{{lifecycle:{}}}:stream", env.app.settings.queue.namespace);
+    let world = seed_world(&env, 2).await;
+    let user = seed_agent(&env, &world, "Emma", "en").await;
+    for _ in 0..5 {
+        assert_eq!(env.run(&failed_login(&world, user)).await.state, "done");
+    }
+    env.stop_worker().await;
+    let locking = env
+        .enqueue(common::request(&failed_login(&world, user)))
+        .await;
+    redis_cmd(
+        redis::cmd("XSETID")
+            .arg(&stream)
+            .arg("18446744073709551615-18446744073709551615"),
+    )
+    .await
+    .expect("XSETID");
+
+    // The change commits (locked, message and SendEmail recorded); handing the SendEmail
+    // to the stream fails: the attempt fails, to be retried.
+    let failed = poll_jobs(
+        &mut env,
+        &[locking.id],
+        Duration::zero(),
+        "the failed push",
+        |r| all_failed_attempt(r, 1),
+    )
+    .await;
+    let error = failed[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("redis"), "{error}");
+    assert_eq!(user_status(&env, user).await, "locked");
+    let row = only_email(&env, user, LOCKED_FAILED_LOGINS).await;
+    let send = send_job_of(&env, row.id).await;
+
+    // Redis is fine again: a new stream, the group made anew.
+    env.stop_worker().await;
+    redis_cmd(redis::cmd("DEL").arg(&stream))
+        .await
+        .expect("DEL");
+    redis_cmd(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg("workers")
+            .arg("0")
+            .arg("MKSTREAM"),
+    )
+    .await
+    .expect("XGROUP CREATE");
+    let retried = env
+        .wait_for_with_clock_running(locking.id, Duration::seconds(2))
+        .await;
+    assert_eq!(retried.state, "done", "{retried:?}");
+
+    // The message recorded by the change goes out.
+    let delivered = poll_jobs(
+        &mut env,
+        &[send],
+        Duration::seconds(2),
+        "the SendEmail recorded by the change",
+        |r| r[0].state == ledger::state::DONE,
+    )
+    .await;
+    assert_eq!(delivered[0].attempts, 1);
+    assert_eq!(env.mail(1).await.len(), 1);
+}
