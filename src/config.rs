@@ -63,6 +63,8 @@ pub struct QueueSettings {
     pub batch_size: usize,
     pub poll_interval_ms: u64,
     pub visibility_timeout_secs: u64,
+    /// How often a worker makes Redis hold every job the ledger says is queued.
+    pub reconcile_interval_secs: u64,
     pub shutdown_timeout_secs: u64,
     pub max_attempts: u32,
     /// `max_attempts` for particular job kinds, by name (`"mail::send" = 25`).

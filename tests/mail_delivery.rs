@@ -654,13 +654,12 @@ async fn redis_cmd(cmd: &mut redis::Cmd) -> redis::RedisResult<redis::Value> {
 /// Scenario 8 (PostgreSQL + Redis): Redis failing between the commit of a change and the
 /// hand-over of its SendEmail to the stream must not lose the message. The change's retry
 /// finds itself applied and pushes nothing, so the SendEmail recorded in the ledger has to
-/// reach a worker some other way. Ignored: it fails today (see the `ignore` reason).
+/// reach a worker some other way: the reconciler pushes it again.
 ///
 /// The failure is made in this test's namespace only: the stream's last ID is set to the
 /// largest possible, so `XADD` fails ("exhausted the last possible ID") while reading,
 /// acknowledging and the delayed set keep working; then the stream is made anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap, closed by the ledger reconciler of issue 5: a job committed to the ledger whose push to Redis failed is never run"]
 async fn a_redis_failure_after_the_change_commits_does_not_lose_its_mail() {
     let mut env = TestEnv::start(Backend::PostgresRedis).await;
     let stream = format!("{{lifecycle:{}}}:stream", env.app.settings.queue.namespace);

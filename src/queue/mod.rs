@@ -18,6 +18,9 @@ use crate::store::{Store, StoreError, Tx};
 use redis::{Message, RedisReader, RedisTransport};
 use retry::RetryPolicy;
 
+/// Jobs the reconciler pushes per round trip.
+const RECONCILE_CHUNK: i64 = 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error(transparent)]
@@ -165,13 +168,16 @@ impl Queue {
     /// the CLI's retry, and a redelivery in tests. Its effects still apply at most once.
     pub async fn retry_now(&self, job_id: Uuid) -> Result<bool, QueueError> {
         let now_ms = self.clock.now_ms();
-        let Some(job) = ledger::requeue(&self.store, job_id, now_ms).await? else {
+        let Some(job) =
+            ledger::requeue(&self.store, job_id, now_ms, self.held_by_ledger(now_ms)).await?
+        else {
             return Ok(false);
         };
         if let Transport::Redis(redis) = &self.transport {
             redis
                 .push(&[(Message::of(&job, job.attempts), now_ms)], now_ms)
                 .await?;
+            self.mark_pushed(&[job.id], now_ms).await;
         }
         Ok(true)
     }
@@ -199,6 +205,7 @@ impl Queue {
                 .max(1) as i32,
             run_at_ms: request.run_at_ms.unwrap_or(now_ms),
             created_at_ms: now_ms,
+            pushed_at_ms: self.held_by_ledger(now_ms),
         };
         let (id, created) = ledger::insert(tx, &new_job).await?;
         let mut after_commit = AfterCommit::default();
@@ -219,10 +226,94 @@ impl Queue {
 
     /// Hands committed jobs to the transport (a no-op on the database transport, where the
     /// ledger row is the queue entry).
+    ///
+    /// Should the push fail, the job is still in the ledger, not marked pushed: the
+    /// reconciler ([`Queue::reconcile`]) pushes it later.
     pub async fn push(&self, after_commit: AfterCommit) -> Result<(), QueueError> {
         match &self.transport {
             Transport::Database => Ok(()),
-            Transport::Redis(redis) => redis.push(&after_commit.0, self.clock.now_ms()).await,
+            Transport::Redis(redis) => {
+                let now_ms = self.clock.now_ms();
+                redis.push(&after_commit.0, now_ms).await?;
+                let ids: Vec<Uuid> = after_commit.0.iter().map(|(message, _)| message.id).collect();
+                self.mark_pushed(&ids, now_ms).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// What the ledger records of a job's transport when it (re)enters the queue: the
+    /// database transport holds it at once; Redis only once a push succeeds.
+    fn held_by_ledger(&self, now_ms: i64) -> Option<i64> {
+        match self.transport {
+            Transport::Database => Some(now_ms),
+            Transport::Redis(_) => None,
+        }
+    }
+
+    /// Records a successful push. Failing to record it only means the reconciler pushes
+    /// the job once more, and a duplicate delivery is dropped at claim time.
+    async fn mark_pushed(&self, ids: &[Uuid], now_ms: i64) {
+        if let Err(error) = ledger::mark_pushed(&self.store, ids, now_ms).await {
+            tracing::warn!(%error, jobs = ids.len(), "could not record pushed jobs; the reconciler will push them again");
+        }
+    }
+
+    /// Makes Redis hold every job the ledger says is queued, whatever happened to Redis:
+    /// after a wipe or a restart without persistence, every queued job is pushed again; a
+    /// job whose push after its commit failed is pushed once it is `grace` old; a job held
+    /// by a worker that died, whose entry Redis lost, is queued again. Pushing a job twice
+    /// is harmless: a delivery runs only if it claims the ledger row. Returns how many jobs
+    /// it pushed. A no-op on the database transport, where the ledger row is the queue.
+    pub async fn reconcile(&self, grace: Duration) -> Result<u64, QueueError> {
+        let Transport::Redis(redis) = &self.transport else {
+            return Ok(0);
+        };
+        if redis.lost_its_data().await? {
+            let forgotten = ledger::forget_pushed(&self.store).await?;
+            tracing::warn!(
+                jobs = forgotten,
+                "Redis lost the queue (restart without persistence, or flushed): pushing every queued job again"
+            );
+        }
+        let now_ms = self.clock.now_ms();
+        let stale_before = now_ms - (self.settings.visibility_timeout_secs as i64) * 1000;
+        ledger::requeue_abandoned(&self.store, None, stale_before, None).await?;
+        let created_before = now_ms - grace.as_millis() as i64;
+        let mut pushed = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let jobs = ledger::unpushed(&mut tx, created_before, RECONCILE_CHUNK).await?;
+            if jobs.is_empty() {
+                tx.commit().await?;
+                return Ok(pushed);
+            }
+            let messages: Vec<(Message, i64)> = jobs
+                .iter()
+                .map(|job| {
+                    (
+                        Message {
+                            id: job.id,
+                            kind: job.kind.clone(),
+                            payload: job.payload.clone(),
+                            attempts: job.attempts,
+                            max_attempts: job.max_attempts,
+                        },
+                        job.run_at_ms,
+                    )
+                })
+                .collect();
+            redis.push(&messages, now_ms).await?;
+            let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+            // The rows stay locked (PostgreSQL) until marked, so another reconciler does not
+            // push them too.
+            tx.commit().await?;
+            ledger::mark_pushed(&self.store, &ids, now_ms).await?;
+            pushed += jobs.len() as u64;
+            tracing::warn!(jobs = jobs.len(), "pushed queued jobs the transport did not hold");
+            if (jobs.len() as i64) < RECONCILE_CHUNK {
+                return Ok(pushed);
+            }
         }
     }
 
@@ -289,9 +380,17 @@ impl Queue {
             }
             settlements.push((job.id, attempt, settlement));
         }
-        ledger::settle_many(&self.store, &settlements, now_ms).await?;
+        ledger::settle_many(
+            &self.store,
+            &settlements,
+            now_ms,
+            self.held_by_ledger(now_ms),
+        )
+        .await?;
         if let Transport::Redis(redis) = &self.transport {
             redis.settle(&acks, &retries).await?;
+            let retried: Vec<Uuid> = retries.iter().map(|(_, message, _)| message.id).collect();
+            self.mark_pushed(&retried, now_ms).await;
         }
         Ok(())
     }
@@ -302,7 +401,14 @@ impl Queue {
     pub async fn requeue_abandoned(&self, consumer: Option<&str>) -> Result<u64, QueueError> {
         let stale_before =
             self.clock.now_ms() - (self.settings.visibility_timeout_secs as i64) * 1000;
-        let mut requeued = ledger::requeue_abandoned(&self.store, consumer, stale_before).await?;
+        let now_ms = self.clock.now_ms();
+        let mut requeued = ledger::requeue_abandoned(
+            &self.store,
+            consumer,
+            stale_before,
+            self.held_by_ledger(now_ms),
+        )
+        .await?;
         if let (Transport::Redis(redis), Some(consumer)) = (&self.transport, consumer) {
             requeued += redis.release_pending(consumer).await?;
         }
@@ -315,7 +421,8 @@ pub struct Reader {
     queue: Queue,
     consumer: String,
     redis: Option<RedisReader>,
-    /// When this reader last put back jobs of dead workers (database transport).
+    /// When this reader last put back jobs of dead workers (database transport) or
+    /// reconciled the ledger with Redis.
     last_requeue: Option<std::time::Instant>,
 }
 
@@ -354,20 +461,46 @@ impl Reader {
                     .collect())
             }
             Some(reader) => {
+                let every = Duration::from_secs(self.queue.settings.reconcile_interval_secs.max(1));
+                if self.last_requeue.is_none_or(|at| at.elapsed() >= every) {
+                    self.last_requeue = Some(std::time::Instant::now());
+                    // A failed reconciliation is tried again next time; reading goes on.
+                    if let Err(error) = self.queue.reconcile(every).await {
+                        tracing::warn!(%error, "could not reconcile the ledger with Redis");
+                    }
+                }
                 let entries = reader.read(max, now_ms).await?;
-                Ok(entries
-                    .into_iter()
-                    .map(|entry| Delivery {
-                        job: ClaimedJob {
-                            id: entry.message.id,
-                            kind: entry.message.kind,
-                            payload: entry.message.payload,
-                            attempts: entry.message.attempts + 1,
-                            max_attempts: entry.message.max_attempts,
-                        },
-                        entry_id: Some(entry.entry_id),
-                    })
-                    .collect())
+                if entries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The ledger decides: a delivery runs only if it claims its row, so a job
+                // pushed twice, or finished meanwhile, never runs twice at once.
+                let ids: Vec<Uuid> = entries.iter().map(|entry| entry.message.id).collect();
+                let stale_before =
+                    now_ms - (self.queue.settings.visibility_timeout_secs as i64) * 1000;
+                let claimed =
+                    ledger::claim_delivered(&self.queue.store, &self.consumer, &ids, now_ms, stale_before)
+                        .await?;
+                let mut claimed: std::collections::HashMap<Uuid, ClaimedJob> =
+                    claimed.into_iter().map(|job| (job.id, job)).collect();
+                let mut deliveries = Vec::with_capacity(claimed.len());
+                let mut dropped = Vec::new();
+                for entry in entries {
+                    match claimed.remove(&entry.message.id) {
+                        Some(job) => deliveries.push(Delivery {
+                            job,
+                            entry_id: Some(entry.entry_id),
+                        }),
+                        None => dropped.push(entry.entry_id),
+                    }
+                }
+                if !dropped.is_empty() {
+                    tracing::debug!(entries = dropped.len(), "dropped deliveries of jobs already running or finished");
+                    if let Transport::Redis(redis) = &self.queue.transport {
+                        redis.settle(&dropped, &[]).await?;
+                    }
+                }
+                Ok(deliveries)
             }
         }
     }

@@ -56,6 +56,8 @@ impl Message {
 struct Keys {
     stream: String,
     delayed: String,
+    /// A random value written once: if it is gone or different, Redis lost the queue.
+    epoch: String,
 }
 
 impl Keys {
@@ -64,6 +66,7 @@ impl Keys {
         Self {
             stream: format!("{tag}:stream"),
             delayed: format!("{tag}:delayed"),
+            epoch: format!("{tag}:epoch"),
         }
     }
 }
@@ -84,6 +87,8 @@ pub struct RedisTransport {
     conn: ConnectionManager,
     keys: Keys,
     visibility_timeout: Duration,
+    /// The epoch this process last saw; `None` before the first look.
+    epoch: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for RedisTransport {
@@ -117,6 +122,7 @@ impl RedisTransport {
             conn,
             keys: Keys::new(namespace),
             visibility_timeout,
+            epoch: Default::default(),
         };
         transport.ensure_group().await?;
         Ok(transport)
@@ -133,6 +139,28 @@ impl RedisTransport {
             Err(error) if error.code() != Some("BUSYGROUP") => Err(error.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Whether Redis lost the queue since this process last looked: the epoch key is gone
+    /// (a restart without persistence, a FLUSHALL) or was written anew by another process
+    /// that saw it gone. The first look counts a missing epoch as lost too: Redis may have
+    /// lost the queue while every worker was down. Writes a new epoch when it is missing.
+    pub async fn lost_its_data(&self) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut current: Option<String> = conn.get(&self.keys.epoch).await?;
+        let missing = current.is_none();
+        if missing {
+            let _: bool = conn
+                .set_nx(&self.keys.epoch, Uuid::new_v4().to_string())
+                .await?;
+            current = conn.get(&self.keys.epoch).await?;
+            // The stream and its group went with it.
+            self.ensure_group().await?;
+        }
+        let mut known = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = missing || (known.is_some() && *known != current);
+        *known = current;
+        Ok(lost)
     }
 
     /// Pushes messages: due ones onto the stream, later ones into the delayed set.

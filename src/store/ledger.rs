@@ -24,6 +24,9 @@ pub struct NewJob {
     pub max_attempts: i32,
     pub run_at_ms: i64,
     pub created_at_ms: i64,
+    /// Set when the transport holds the job once the row commits (the database transport);
+    /// `None` until a push to Redis succeeds.
+    pub pushed_at_ms: Option<i64>,
 }
 
 /// A job as the queue hands it to a worker.
@@ -71,8 +74,8 @@ pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Uuid, bool), StoreErro
     let changed = execute!(
         tx,
         "INSERT INTO jobs (id, kind, account_id, payload, idempotency_key, state, attempts,
-                           max_attempts, run_at_ms, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8)
+                           max_attempts, run_at_ms, created_at_ms, pushed_at_ms)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9)
          ON CONFLICT (idempotency_key) DO NOTHING",
         job.id,
         job.kind.as_str(),
@@ -81,7 +84,8 @@ pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Uuid, bool), StoreErro
         job.idempotency_key.as_deref(),
         job.max_attempts,
         job.run_at_ms,
-        job.created_at_ms
+        job.created_at_ms,
+        job.pushed_at_ms
     )?;
     if changed == 1 {
         return Ok((job.id, true));
@@ -158,14 +162,18 @@ pub enum Settlement {
 
 /// Records how many attempts ended, in one transaction: one commit for a whole batch of
 /// acknowledgements is what lets the queue go faster than the database commits.
+///
+/// `retry_pushed_at_ms`: what to record of a retried job's transport: `Some` when the
+/// ledger row itself is the queue entry, `None` when it still has to be pushed (Redis).
 pub async fn settle_many(
     store: &Store,
     settlements: &[(Uuid, i32, Settlement)],
     now_ms: i64,
+    retry_pushed_at_ms: Option<i64>,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     for (id, attempt, settlement) in settlements {
-        settle(&mut tx, *id, *attempt, settlement, now_ms).await?;
+        settle(&mut tx, *id, *attempt, settlement, now_ms, retry_pushed_at_ms).await?;
     }
     tx.commit().await
 }
@@ -176,6 +184,7 @@ async fn settle(
     attempt: i32,
     settlement: &Settlement,
     now_ms: i64,
+    retry_pushed_at_ms: Option<i64>,
 ) -> Result<(), StoreError> {
     match settlement {
         Settlement::Done => {
@@ -210,12 +219,14 @@ async fn settle(
                 Some(run_at_ms) => execute!(
                     tx,
                     "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL,
-                                     locked_at_ms = NULL, last_error = $3, attempts = $4
+                                     locked_at_ms = NULL, last_error = $3, attempts = $4,
+                                     pushed_at_ms = $5
                       WHERE id = $1",
                     id,
                     *run_at_ms,
                     error.as_str(),
-                    attempt
+                    attempt,
+                    retry_pushed_at_ms
                 )?,
                 None => execute!(
                     tx,
@@ -235,18 +246,22 @@ async fn settle(
 
 /// Puts back jobs a worker claimed but never finished: its own (at shutdown, `worker`) or
 /// anyone's locked before `stale_before_ms` (a worker that died).
+/// `pushed_at_ms` as in [`settle_many`].
 pub async fn requeue_abandoned(
     store: &Store,
     worker: Option<&str>,
     stale_before_ms: i64,
+    pushed_at_ms: Option<i64>,
 ) -> Result<u64, StoreError> {
     let mut tx = store.begin().await?;
     let changed = execute!(
         &mut tx,
-        "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL
+        "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL,
+                         pushed_at_ms = $3
           WHERE state = 'running' AND (locked_by = $1 OR locked_at_ms < $2)",
         worker,
-        stale_before_ms
+        stale_before_ms,
+        pushed_at_ms
     )?;
     tx.commit().await?;
     Ok(changed)
@@ -254,21 +269,24 @@ pub async fn requeue_abandoned(
 
 /// Queues a job again for `now_ms`, whatever its state; its attempts and errors stay.
 /// Returns the job, or `None` when there is no such job.
+/// `pushed_at_ms` as in [`settle_many`].
 pub async fn requeue(
     store: &Store,
     id: Uuid,
     now_ms: i64,
+    pushed_at_ms: Option<i64>,
 ) -> Result<Option<ClaimedJob>, StoreError> {
     let mut tx = store.begin().await?;
     let job = fetch_optional!(
         &mut tx,
         ClaimedJob,
         "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL, locked_at_ms = NULL,
-                         finished_at_ms = NULL
+                         finished_at_ms = NULL, pushed_at_ms = $3
           WHERE id = $1
           RETURNING id, kind, payload, attempts, max_attempts",
         id,
-        now_ms
+        now_ms,
+        pushed_at_ms
     )?;
     tx.commit().await?;
     Ok(job)
@@ -321,4 +339,145 @@ pub async fn mark_applied(
         at
     )?;
     Ok(())
+}
+
+/// "$from, $from+1, …": the placeholders of a list of `count` values.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records that the transport holds these jobs.
+pub async fn mark_pushed(store: &Store, ids: &[Uuid], now_ms: i64) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE jobs SET pushed_at_ms = $1 WHERE id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut tx = store.begin().await?;
+    match &mut tx {
+        Tx::Postgres(tx) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Tx::Sqlite(tx) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// Claims, for `worker`, the jobs of a batch the transport delivered: those still queued,
+/// and those whose worker has held them since before `stale_before_ms` (it died). A job the
+/// transport delivered twice (pushed again by the reconciler), or one finished meanwhile, is
+/// not returned: the caller drops its delivery, so a job never runs twice at once.
+pub async fn claim_delivered(
+    store: &Store,
+    worker: &str,
+    ids: &[Uuid],
+    now_ms: i64,
+    stale_before_ms: i64,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                         attempts = attempts + 1
+          WHERE id IN ({})
+            AND (state = 'queued' OR (state = 'running' AND locked_at_ms < $3))
+          RETURNING id, kind, payload, attempts, max_attempts",
+        placeholders(4, ids.len())
+    );
+    let mut tx = store.begin().await?;
+    let claimed = match &mut tx {
+        Tx::Postgres(tx) => {
+            let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
+                .bind(worker)
+                .bind(now_ms)
+                .bind(stale_before_ms);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(&mut **tx).await?
+        }
+        Tx::Sqlite(tx) => {
+            let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
+                .bind(worker)
+                .bind(now_ms)
+                .bind(stale_before_ms);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(&mut **tx).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// A queued job the transport may not hold, as the reconciler pushes it again.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UnpushedJob {
+    pub id: Uuid,
+    pub kind: String,
+    pub payload: String,
+    /// Attempts already made.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at_ms: i64,
+}
+
+/// Up to `limit` queued jobs recorded before `created_before_ms` that the transport is not
+/// known to hold, locked in `tx` on PostgreSQL so that reconcilers of several processes
+/// take different ones.
+pub async fn unpushed(
+    tx: &mut Tx,
+    created_before_ms: i64,
+    limit: i64,
+) -> Result<Vec<UnpushedJob>, StoreError> {
+    match tx.dialect() {
+        Dialect::Postgres => fetch_all!(
+            tx,
+            UnpushedJob,
+            "SELECT id, kind, payload, attempts, max_attempts, run_at_ms FROM jobs
+              WHERE state = 'queued' AND pushed_at_ms IS NULL AND created_at_ms < $1
+              ORDER BY created_at_ms LIMIT $2
+              FOR UPDATE SKIP LOCKED",
+            created_before_ms,
+            limit
+        ),
+        Dialect::Sqlite => fetch_all!(
+            tx,
+            UnpushedJob,
+            "SELECT id, kind, payload, attempts, max_attempts, run_at_ms FROM jobs
+              WHERE state = 'queued' AND pushed_at_ms IS NULL AND created_at_ms < $1
+              ORDER BY created_at_ms LIMIT $2",
+            created_before_ms,
+            limit
+        ),
+    }
+}
+
+/// The transport lost what it held (Redis restarted empty, or was flushed): no queued job
+/// is known to be pushed any more. Returns how many the reconciler will push again.
+pub async fn forget_pushed(store: &Store) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let forgotten = execute!(
+        &mut tx,
+        "UPDATE jobs SET pushed_at_ms = NULL WHERE state = 'queued' AND pushed_at_ms IS NOT NULL"
+    )?;
+    tx.commit().await?;
+    Ok(forgotten)
 }

@@ -234,6 +234,7 @@ impl TestEnv {
         settings.queue.backoff_base_ms = 10;
         settings.queue.backoff_cap_secs = 1;
         settings.queue.shutdown_timeout_secs = 10;
+        settings.queue.reconcile_interval_secs = 1;
         let namespace = format!("test-{}", Uuid::new_v4().simple());
         settings.queue.namespace = namespace.clone();
         let sink = SmtpSink::start().await;
@@ -597,7 +598,7 @@ async fn delete_redis_namespace(namespace: &str) {
         return;
     };
     let prefix = format!("{{lifecycle:{namespace}}}");
-    for suffix in [":stream", ":delayed"] {
+    for suffix in [":stream", ":delayed", ":epoch"] {
         let _: Result<(), _> = redis::cmd("DEL")
             .arg(format!("{prefix}{suffix}"))
             .query_async(&mut conn)
