@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use lifecycle_jobs::{Enqueued, InvalidPayload, JobStatus, MAX_PAYLOAD_BYTES};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -69,6 +69,10 @@ pub enum ApiError {
     Invalid(#[from] InvalidPayload),
     #[error("no job with this id")]
     NotFound,
+    #[error("no such endpoint: jobs are posted to /v1/jobs/{{kind}} and shown at /v1/jobs/{{id}}")]
+    NoSuchEndpoint,
+    #[error("method not allowed here")]
+    MethodNotAllowed,
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -82,7 +86,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnreadableBody(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Queue(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -173,6 +178,10 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
             axum::routing::post(super::tokens::check),
         )
         .route_layer(middleware::from_fn_with_state(tokens, require_token))
+        // Any other path under /v1 (`/v1/jobs/a/b`, `/v1/jobs/`, `/v1/jobs/../x`) and any
+        // other method answer like every refusal, in JSON, rather than with an empty body.
+        .route("/v1/{*rest}", any(|| async { ApiError::NoSuchEndpoint }))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
 }
 

@@ -235,7 +235,11 @@ impl Queue {
             Transport::Redis(redis) => {
                 let now_ms = self.clock.now_ms();
                 redis.push(&after_commit.0, now_ms).await?;
-                let ids: Vec<Uuid> = after_commit.0.iter().map(|(message, _)| message.id).collect();
+                let ids: Vec<Uuid> = after_commit
+                    .0
+                    .iter()
+                    .map(|(message, _)| message.id)
+                    .collect();
                 self.mark_pushed(&ids, now_ms).await;
                 Ok(())
             }
@@ -310,7 +314,10 @@ impl Queue {
             tx.commit().await?;
             ledger::mark_pushed(&self.store, &ids, now_ms).await?;
             pushed += jobs.len() as u64;
-            tracing::warn!(jobs = jobs.len(), "pushed queued jobs the transport did not hold");
+            tracing::warn!(
+                jobs = jobs.len(),
+                "pushed queued jobs the transport did not hold"
+            );
             if (jobs.len() as i64) < RECONCILE_CHUNK {
                 return Ok(pushed);
             }
@@ -478,9 +485,14 @@ impl Reader {
                 let ids: Vec<Uuid> = entries.iter().map(|entry| entry.message.id).collect();
                 let stale_before =
                     now_ms - (self.queue.settings.visibility_timeout_secs as i64) * 1000;
-                let claimed =
-                    ledger::claim_delivered(&self.queue.store, &self.consumer, &ids, now_ms, stale_before)
-                        .await?;
+                let claimed = ledger::claim_delivered(
+                    &self.queue.store,
+                    &self.consumer,
+                    &ids,
+                    now_ms,
+                    stale_before,
+                )
+                .await?;
                 let mut claimed: std::collections::HashMap<Uuid, ClaimedJob> =
                     claimed.into_iter().map(|job| (job.id, job)).collect();
                 let mut deliveries = Vec::with_capacity(claimed.len());
@@ -495,7 +507,10 @@ impl Reader {
                     }
                 }
                 if !dropped.is_empty() {
-                    tracing::debug!(entries = dropped.len(), "dropped deliveries of jobs already running or finished");
+                    tracing::debug!(
+                        entries = dropped.len(),
+                        "dropped deliveries of jobs already running or finished"
+                    );
                     if let Transport::Redis(redis) = &self.queue.transport {
                         redis.settle(&dropped, &[]).await?;
                     }

@@ -173,7 +173,15 @@ pub async fn settle_many(
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     for (id, attempt, settlement) in settlements {
-        settle(&mut tx, *id, *attempt, settlement, now_ms, retry_pushed_at_ms).await?;
+        settle(
+            &mut tx,
+            *id,
+            *attempt,
+            settlement,
+            now_ms,
+            retry_pushed_at_ms,
+        )
+        .await?;
     }
     tx.commit().await
 }
