@@ -67,11 +67,21 @@ pub struct QueueSettings {
     pub reconcile_interval_secs: u64,
     pub shutdown_timeout_secs: u64,
     pub max_attempts: u32,
-    /// `max_attempts` for particular job kinds, by name (`"mail::send" = 25`).
+    /// Retry policies of particular job kinds, by name (`[queue.kinds."mail::send"]`); what
+    /// a kind leaves out comes from the keys above.
     #[serde(default)]
-    pub max_attempts_per_kind: std::collections::HashMap<String, u32>,
+    pub kinds: std::collections::HashMap<String, KindRetry>,
     pub backoff_base_ms: u64,
     pub backoff_cap_secs: u64,
+}
+
+/// The retry policy of one job kind; each key left out takes the queue's.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KindRetry {
+    pub max_attempts: Option<u32>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_cap_secs: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

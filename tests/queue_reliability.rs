@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Backend, TestEnv};
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::seed::{self, NewUser};
-use lifecycle_jobs::{Noop, ReleaseLicense};
+use lifecycle_jobs::{Job, Noop, ReleaseLicense};
 
 /// A license whose release is not due yet: ReleaseLicense fails transiently on it.
 async fn license_not_yet_due(env: &TestEnv) -> (i64, i64) {
@@ -43,13 +43,40 @@ async fn license_not_yet_due(env: &TestEnv) -> (i64, i64) {
     (account, license)
 }
 
+/// How the retry limit of the test's job kind (ReleaseLicense) is configured.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    /// `queue.max_attempts`, for every kind.
+    Queue(u32),
+    /// `[queue.kinds."license::release"]`, the queue's own limit left at 8.
+    Kind(u32),
+}
+
 async fn transient_failures_retry_up_to_the_configured_attempts(backend: Backend) {
-    for max_attempts in [3, 6] {
+    for limit in [Limit::Queue(6), Limit::Kind(3), Limit::Kind(40)] {
         let mut env = TestEnv::start_with(backend, |settings| {
-            settings.queue.max_attempts = max_attempts;
-            settings.queue.backoff_base_ms = 40;
+            settings.queue.max_attempts = 8;
+            match limit {
+                Limit::Queue(max_attempts) => {
+                    settings.queue.max_attempts = max_attempts;
+                    settings.queue.backoff_base_ms = 40;
+                }
+                Limit::Kind(max_attempts) => {
+                    settings.queue.kinds.insert(
+                        ReleaseLicense::NAME.to_string(),
+                        lifecycle::config::KindRetry {
+                            max_attempts: Some(max_attempts),
+                            backoff_base_ms: Some(1),
+                            backoff_cap_secs: Some(0),
+                        },
+                    );
+                }
+            }
         })
         .await;
+        let max_attempts = match limit {
+            Limit::Queue(n) | Limit::Kind(n) => n,
+        };
         let (account, license) = license_not_yet_due(&env).await;
         let job = ReleaseLicense {
             account_id: account,
@@ -61,10 +88,10 @@ async fn transient_failures_retry_up_to_the_configured_attempts(backend: Backend
         let record = env
             .wait_for_with_clock_running(enqueued.id, chrono::Duration::milliseconds(5))
             .await;
-        assert_eq!(record.state, "dead");
+        assert_eq!(record.state, "dead", "{limit:?}");
         assert_eq!(
             record.attempts, max_attempts as i32,
-            "exactly the configured attempts"
+            "{limit:?}: exactly the configured attempts"
         );
         assert!(record.last_error.unwrap().contains("not due for release"));
 
@@ -76,7 +103,7 @@ async fn transient_failures_retry_up_to_the_configured_attempts(backend: Backend
         // Backoff: with a 40 ms base the fifth pause is at least 320 ms of clock time, the
         // first at most 40 ms (plus the worker's pick-up lag).
         let times: Vec<i64> = errors.iter().map(|(_, _, at)| *at).collect();
-        if max_attempts >= 6 {
+        if let Limit::Queue(_) = limit {
             let first_gap = times[1] - times[0];
             let last_gap = times[5] - times[4];
             assert!(last_gap >= 320, "delays grow: {times:?}");

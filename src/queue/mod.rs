@@ -196,13 +196,7 @@ impl Queue {
             account_id: request.account_id,
             payload: request.payload,
             idempotency_key: request.idempotency_key,
-            max_attempts: self
-                .settings
-                .max_attempts_per_kind
-                .get(request.kind)
-                .copied()
-                .unwrap_or(self.policy.max_attempts)
-                .max(1) as i32,
+            max_attempts: self.policy_for(request.kind).max_attempts as i32,
             run_at_ms: request.run_at_ms.unwrap_or(now_ms),
             created_at_ms: now_ms,
             pushed_at_ms: self.held_by_ledger(now_ms),
@@ -243,6 +237,22 @@ impl Queue {
                 self.mark_pushed(&ids, now_ms).await;
                 Ok(())
             }
+        }
+    }
+
+    /// The retry policy of a job kind: the queue's, with what `queue.kinds` sets for it.
+    pub fn policy_for(&self, kind: &str) -> RetryPolicy {
+        let Some(own) = self.settings.kinds.get(kind) else {
+            return self.policy;
+        };
+        RetryPolicy {
+            max_attempts: own.max_attempts.unwrap_or(self.policy.max_attempts).max(1),
+            base: own
+                .backoff_base_ms
+                .map_or(self.policy.base, Duration::from_millis),
+            cap: own
+                .backoff_cap_secs
+                .map_or(self.policy.cap, Duration::from_secs),
         }
     }
 
@@ -363,14 +373,12 @@ impl Queue {
                     retry_at_ms: None,
                 },
                 AttemptResult::Transient(error) => {
-                    let limit = RetryPolicy {
-                        max_attempts: job.max_attempts.max(1) as u32,
-                        ..self.policy
-                    };
+                    // The policy configured now holds, not the one of the day it was queued.
+                    let policy = self.policy_for(&job.kind);
                     Settlement::Failed {
                         error: error.clone(),
                         permanent: false,
-                        retry_at_ms: limit
+                        retry_at_ms: policy
                             .delay_after(attempt as u32)
                             .map(|delay| now_ms + delay.as_millis() as i64),
                     }
