@@ -295,6 +295,15 @@ impl TestEnv {
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
 
+    /// Like [`TestEnv::scalar`], `None` when the query fails (a connection cut on purpose).
+    pub async fn scalar_opt(&self, sql: &'static str, param: i64) -> Option<i64> {
+        match self.store() {
+            Store::Postgres(pool) => sqlx::query_scalar(sql).bind(param).fetch_one(pool).await,
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(param).fetch_one(pool).await,
+        }
+        .ok()
+    }
+
     /// Every row of every table of the database, as text: to look for a secret in clear.
     pub async fn all_rows_as_text(&self) -> String {
         let mut dump = String::new();
