@@ -65,6 +65,10 @@ pub struct QueueSettings {
     pub visibility_timeout_secs: u64,
     /// How often a worker makes Redis hold every job the ledger says is queued.
     pub reconcile_interval_secs: u64,
+    /// The Redis stream completed changes are published to.
+    pub events_stream: String,
+    /// About how many events the stream keeps (older ones are trimmed).
+    pub events_max_len: usize,
     pub shutdown_timeout_secs: u64,
     pub max_attempts: u32,
     /// Retry policies of particular job kinds, by name (`[queue.kinds."mail::send"]`); what

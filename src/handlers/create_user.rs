@@ -88,7 +88,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
         },
     )
     .await?;
-    tracing::Span::current().record("user_id", user_id);
+    ctx.subject.note_user(user_id);
     teams::join(&mut tx, &stamp, team.id, user_id).await?;
     if let Some(from) = job.copy_permissions_from {
         users::copy_permission_overrides(&mut tx, &stamp, from, user_id).await?;

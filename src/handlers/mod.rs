@@ -34,7 +34,9 @@ use crate::mail::{MailError, Mailer};
 use crate::queue::{AfterCommit, AttemptResult, Queue, QueueError};
 use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
-use crate::store::{Store, StoreError, Tx, accounts, ledger, users};
+use crate::store::events::{self, NewEvent};
+use crate::store::{Store, StoreError, Tx, accounts, audit, ledger, users};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Why a job failed. Bad input and refusals are permanent: retrying cannot help. The store
 /// and the queue failing is transient: the job runs again later.
@@ -110,6 +112,41 @@ pub struct JobContext<'a> {
     pub mailer: &'a Mailer,
     pub settings: &'a Settings,
     pub job_id: Uuid,
+    /// The account and user the job is about, as far as known (0: not known): the subject
+    /// of the job's event and span.
+    pub subject: Subject,
+}
+
+/// Whom a job is about: its account and, when there is one, its user.
+#[derive(Debug, Default)]
+pub struct Subject {
+    account_id: AtomicI64,
+    user_id: AtomicI64,
+}
+
+impl Subject {
+    /// Records the account (and the user) a job is about, in the job's span too.
+    pub fn note(&self, account_id: i64, user_id: Option<i64>) {
+        self.account_id.store(account_id, Ordering::Relaxed);
+        tracing::Span::current().record("account_id", account_id);
+        if let Some(user_id) = user_id {
+            self.note_user(user_id);
+        }
+    }
+
+    /// Records the user a job turned out to be about (a user it created, a buyer it found).
+    pub fn note_user(&self, user_id: i64) {
+        self.user_id.store(user_id, Ordering::Relaxed);
+        tracing::Span::current().record("user_id", user_id);
+    }
+
+    fn account_id(&self) -> Option<i64> {
+        Some(self.account_id.load(Ordering::Relaxed)).filter(|id| *id > 0)
+    }
+
+    fn user_id(&self) -> Option<i64> {
+        Some(self.user_id.load(Ordering::Relaxed)).filter(|id| *id > 0)
+    }
 }
 
 impl JobContext<'_> {
@@ -123,7 +160,8 @@ impl JobContext<'_> {
         Ok(Some(tx))
     }
 
-    /// Commits the job's effects together with the mark that they were applied, then hands
+    /// Commits the job's effects together with the mark that they were applied and, when it
+    /// changed anything (it wrote audit rows), the event that tells subscribers; then hands
     /// the jobs recorded in the transaction to the transport.
     pub async fn commit_applied(
         &self,
@@ -131,7 +169,35 @@ impl JobContext<'_> {
         kind: &str,
         after_commit: AfterCommit,
     ) -> Result<(), JobError> {
-        ledger::mark_applied(&mut tx, self.job_id, kind, self.clock.now()).await?;
+        let now = self.clock.now();
+        ledger::mark_applied(&mut tx, self.job_id, kind, now).await?;
+        let changes: Vec<serde_json::Value> = audit::for_job(&mut tx, self.job_id)
+            .await?
+            .into_iter()
+            .map(|row| {
+                serde_json::json!({
+                    "entity": row.entity,
+                    "entity_id": row.entity_id,
+                    "action": row.action,
+                })
+            })
+            .collect();
+        if !changes.is_empty() {
+            events::record(
+                &mut tx,
+                &NewEvent {
+                    kind,
+                    account_id: self.subject.account_id(),
+                    user_id: self.subject.user_id(),
+                    job_id: self.job_id,
+                    at: now,
+                    changes: &serde_json::Value::Array(changes).to_string(),
+                    // Only Redis has a stream to publish to; otherwise the table is the feed.
+                    published_at: (!self.queue.publishes_events()).then_some(now),
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.queue.push(after_commit).await?;
         Ok(())
@@ -229,82 +295,74 @@ pub async fn run(ctx: &JobContext<'_>, kind: &str, payload: &str) -> Result<Outc
     match kind {
         DeactivateSalesperson::NAME => {
             let job: DeactivateSalesperson = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             deactivate_salesperson::run(ctx, &job).await
         }
         DeactivateUser::NAME => {
             let job: DeactivateUser = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             deactivate_user::run(ctx, &job).await
         }
         ReassignRecords::NAME => {
             let job: ReassignRecords = decode(payload)?;
-            record_span_fields(&job, Some(job.from_user_id));
+            ctx.subject.note(job.account_id(), Some(job.from_user_id));
             reassign_records::run(ctx, &job).await
         }
         ReleaseLicense::NAME => {
             let job: ReleaseLicense = decode(payload)?;
-            record_span_fields(&job, None);
+            ctx.subject.note(job.account_id(), None);
             release_license::run(ctx, &job).await
         }
         CreateUser::NAME => {
             let job: CreateUser = decode(payload)?;
-            record_span_fields(&job, None);
+            ctx.subject.note(job.account_id(), None);
             create_user::run(ctx, &job).await
         }
         ConfirmUser::NAME => {
             let job: ConfirmUser = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             confirm_user::run(ctx, &job).await
         }
         ActivateSalesperson::NAME => {
             let job: ActivateSalesperson = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             activate_salesperson::run(ctx, &job).await
         }
         ReactivateUser::NAME => {
             let job: ReactivateUser = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             reactivate_user::run(ctx, &job).await
         }
         UnlockUser::NAME => {
             let job: UnlockUser = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             unlock_user::run(ctx, &job).await
         }
         RecordLogin::NAME => {
             let job: RecordLogin = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             record_login::run(ctx, &job).await
         }
         RecordActivity::NAME => {
             let job: RecordActivity = decode(payload)?;
-            record_span_fields(&job, Some(job.user_id));
+            ctx.subject.note(job.account_id(), Some(job.user_id));
             record_activity::run(ctx, &job).await
         }
         PurchaseMade::NAME => {
             let job: PurchaseMade = decode(payload)?;
-            record_span_fields(&job, None);
+            ctx.subject.note(job.account_id(), None);
             purchase_made::run(ctx, &job).await
         }
         SendEmail::NAME => {
             let job: SendEmail = decode(payload)?;
-            record_span_fields(&job, None);
+            ctx.subject.note(job.account_id(), None);
             send_email::run(ctx, &job).await
         }
         Noop::NAME => {
             let job: Noop = decode(payload)?;
-            record_span_fields(&job, None);
+            ctx.subject.note(job.account_id(), None);
             Ok(Outcome::NothingToDo("noop".into()))
         }
         other => Err(JobError::UnknownKind(other.to_string())),
-    }
-}
-
-fn record_span_fields<J: Job>(job: &J, user_id: Option<i64>) {
-    let span = tracing::Span::current();
-    span.record("account_id", job.account_id());
-    if let Some(user_id) = user_id {
-        span.record("user_id", user_id);
     }
 }

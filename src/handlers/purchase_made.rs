@@ -39,7 +39,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
             user.id, user.status
         )),
         Some(user) => {
-            tracing::Span::current().record("user_id", user.id);
+            ctx.subject.note_user(user.id);
             let stamp = ctx.audit_stamp(job.account_id, Actor::System);
             users::reactivate(&mut tx, &stamp, user.id).await?;
             let detail = serde_json::json!({ "purchase_reference": job.purchase_reference });

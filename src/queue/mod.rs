@@ -15,11 +15,14 @@ use crate::clock::Clock;
 use crate::config::{QueueBackend, QueueSettings};
 use crate::store::ledger::{self, ClaimedJob, NewJob, Settlement};
 use crate::store::{Store, StoreError, Tx};
+use crate::store::{events, outbox};
 use redis::{Message, RedisReader, RedisTransport};
 use retry::RetryPolicy;
 
 /// Jobs the reconciler pushes per round trip.
 const RECONCILE_CHUNK: i64 = 1000;
+/// Outbox rows relayed, and events published, per transaction.
+const RELAY_CHUNK: i64 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -240,6 +243,104 @@ impl Queue {
         }
     }
 
+    /// Turns the rows producers wrote into `job_outbox` into jobs: each row into exactly one
+    /// job (row and job written in one transaction), or, when its payload is invalid, into
+    /// a row marked with the reason. Returns how many rows it relayed.
+    pub async fn relay_outbox(&self) -> Result<u64, QueueError> {
+        let mut relayed = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let rows = outbox::pending(&mut tx, RELAY_CHUNK).await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(relayed);
+            }
+            let now = self.clock.now();
+            let mut after_commit = AfterCommit::default();
+            for row in &rows {
+                match lifecycle_jobs::validate_json(&row.kind, &row.payload) {
+                    Ok(job) => {
+                        let request = EnqueueRequest {
+                            kind: job.name,
+                            account_id: Some(job.account_id),
+                            payload: job.payload,
+                            idempotency_key: Some(
+                                row.idempotency_key
+                                    .clone()
+                                    .unwrap_or_else(|| format!("outbox:{}", row.id)),
+                            ),
+                            run_at_ms: None,
+                        };
+                        let (enqueued, pending) = self.enqueue_in(&mut tx, request).await?;
+                        after_commit.0.extend(pending.0);
+                        outbox::mark_relayed(&mut tx, row.id, Some(enqueued.id), None, now).await?;
+                    }
+                    Err(refusal) => {
+                        tracing::warn!(outbox_id = row.id, %refusal, "outbox row refused");
+                        outbox::mark_relayed(
+                            &mut tx,
+                            row.id,
+                            None,
+                            Some(&refusal.to_string()),
+                            now,
+                        )
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            // A failed push leaves the jobs to the reconciler: they are in the ledger.
+            if let Err(error) = self.push(after_commit).await {
+                tracing::warn!(%error, "could not push relayed outbox jobs; the reconciler will");
+            }
+            relayed += rows.len() as u64;
+            if (rows.len() as i64) < RELAY_CHUNK {
+                return Ok(relayed);
+            }
+        }
+    }
+
+    /// Publishes recorded events to the Redis stream, in order, each once: the rows are
+    /// locked while they are published and marked in the same transaction. Returns how many.
+    pub async fn publish_events(&self) -> Result<u64, QueueError> {
+        let Transport::Redis(redis) = &self.transport else {
+            return Ok(0);
+        };
+        let mut published = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let rows = events::unpublished(&mut tx, RELAY_CHUNK).await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(published);
+            }
+            let encoded: Vec<String> = rows
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<_, _>>()
+                .map_err(QueueError::Encode)?;
+            redis
+                .publish(
+                    &self.settings.events_stream,
+                    self.settings.events_max_len,
+                    &encoded,
+                )
+                .await?;
+            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+            events::mark_published(&mut tx, &ids, self.clock.now()).await?;
+            tx.commit().await?;
+            published += rows.len() as u64;
+            if (rows.len() as i64) < RELAY_CHUNK {
+                return Ok(published);
+            }
+        }
+    }
+
+    /// Whether events go out on a Redis stream (else the `events` table is the feed).
+    pub fn publishes_events(&self) -> bool {
+        matches!(self.transport, Transport::Redis(_))
+    }
+
     /// The retry policy of a job kind: the queue's, with what `queue.kinds` sets for it.
     pub fn policy_for(&self, kind: &str) -> RetryPolicy {
         let Some(own) = self.settings.kinds.get(kind) else {
@@ -346,6 +447,7 @@ impl Queue {
             consumer,
             redis,
             last_requeue: None,
+            last_relay: None,
         })
     }
 
@@ -439,12 +541,15 @@ pub struct Reader {
     /// When this reader last put back jobs of dead workers (database transport) or
     /// reconciled the ledger with Redis.
     last_requeue: Option<std::time::Instant>,
+    /// When this reader last relayed the outbox and published events.
+    last_relay: Option<std::time::Instant>,
 }
 
 impl Reader {
     /// The next batch of at most `max` deliveries; empty when none came within the poll
     /// interval.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        self.relay().await;
         let now_ms = self.queue.clock.now_ms();
         match &mut self.redis {
             None => {
@@ -530,5 +635,21 @@ impl Reader {
 
     pub fn consumer(&self) -> &str {
         &self.consumer
+    }
+
+    /// Every poll interval: the outbox into jobs, recorded events onto their stream. A
+    /// failure is logged and tried again next time; reading goes on.
+    async fn relay(&mut self) {
+        let every = Duration::from_millis(self.queue.settings.poll_interval_ms.max(1));
+        if self.last_relay.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        self.last_relay = Some(std::time::Instant::now());
+        if let Err(error) = self.queue.relay_outbox().await {
+            tracing::warn!(%error, "could not relay the outbox");
+        }
+        if let Err(error) = self.queue.publish_events().await {
+            tracing::warn!(%error, "could not publish events");
+        }
     }
 }

@@ -163,6 +163,34 @@ impl RedisTransport {
         Ok(lost)
     }
 
+    /// Appends events to `stream` (field `event`), trimming it to about `max_len`, in one
+    /// round trip.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        max_len: usize,
+        events: &[String],
+    ) -> Result<(), QueueError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len)
+                .arg("*")
+                .arg("event")
+                .arg(event)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     /// Pushes messages: due ones onto the stream, later ones into the delayed set.
     pub async fn push(&self, messages: &[(Message, i64)], now_ms: i64) -> Result<(), QueueError> {
         if messages.is_empty() {

@@ -263,6 +263,7 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
             mailer: &app.mailer,
             settings: &app.settings,
             job_id: job.id,
+            subject: Default::default(),
         };
         let result = handlers::run(&ctx, &job.kind, &job.payload).await;
         match &result {

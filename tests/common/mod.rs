@@ -237,6 +237,7 @@ impl TestEnv {
         settings.queue.reconcile_interval_secs = 1;
         let namespace = format!("test-{}", Uuid::new_v4().simple());
         settings.queue.namespace = namespace.clone();
+        settings.queue.events_stream = format!("{{lifecycle:{namespace}}}:events");
         let sink = SmtpSink::start().await;
         settings.mail.transport = MailTransport::Smtp;
         settings.mail.smtp_url = Secret::new(sink.url());
@@ -607,7 +608,7 @@ async fn delete_redis_namespace(namespace: &str) {
         return;
     };
     let prefix = format!("{{lifecycle:{namespace}}}");
-    for suffix in [":stream", ":delayed", ":epoch"] {
+    for suffix in [":stream", ":delayed", ":epoch", ":events"] {
         let _: Result<(), _> = redis::cmd("DEL")
             .arg(format!("{prefix}{suffix}"))
             .query_async(&mut conn)
