@@ -65,6 +65,9 @@ pub struct QueueSettings {
     pub visibility_timeout_secs: u64,
     /// How often a worker makes Redis hold every job the ledger says is queued.
     pub reconcile_interval_secs: u64,
+    /// Finished (done or dead) jobs are deleted from the ledger this many days after they
+    /// finished.
+    pub retention_days: u32,
     /// The Redis stream completed changes are published to.
     pub events_stream: String,
     /// About how many events the stream keeps (older ones are trimmed).

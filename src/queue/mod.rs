@@ -21,6 +21,11 @@ use retry::RetryPolicy;
 
 /// Jobs the reconciler pushes per round trip.
 const RECONCILE_CHUNK: i64 = 1000;
+/// Finished jobs deleted per transaction.
+const PRUNE_CHUNK: i64 = 2000;
+/// How often each worker prunes the ledger, and for how long at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_BUDGET: Duration = Duration::from_secs(10);
 /// Outbox rows relayed, and events published, per transaction.
 const RELAY_CHUNK: i64 = 500;
 
@@ -243,6 +248,20 @@ impl Queue {
         }
     }
 
+    /// Whether Redis lost the queue since the ledger last saw it: its epoch differs from the
+    /// one recorded in the database, or it had none while the database had one. A system
+    /// seen for the first time (no epoch anywhere) lost nothing.
+    async fn redis_lost_the_queue(&self, redis: &RedisTransport) -> Result<bool, QueueError> {
+        let namespace = &self.settings.namespace;
+        let current = redis.epoch().await?;
+        let recorded = ledger::queue_epoch(&self.store, namespace).await?;
+        if recorded.as_deref() == Some(current.as_str()) {
+            return Ok(false);
+        }
+        ledger::record_queue_epoch(&self.store, namespace, &current).await?;
+        Ok(recorded.is_some())
+    }
+
     /// Turns the rows producers wrote into `job_outbox` into jobs: each row into exactly one
     /// job (row and job written in one transaction), or, when its payload is invalid, into
     /// a row marked with the reason. Returns how many rows it relayed.
@@ -336,6 +355,22 @@ impl Queue {
         }
     }
 
+    /// Deletes finished jobs older than the retention, in batches, until none is left or
+    /// `budget` has passed. Returns how many.
+    pub async fn prune(&self, budget: Duration) -> Result<u64, QueueError> {
+        let started = std::time::Instant::now();
+        let retention_ms = i64::from(self.settings.retention_days) * 24 * 3600 * 1000;
+        let before_ms = self.clock.now_ms() - retention_ms;
+        let mut pruned = 0;
+        loop {
+            let batch = ledger::prune_finished(&self.store, before_ms, PRUNE_CHUNK).await?;
+            pruned += batch;
+            if batch < PRUNE_CHUNK as u64 || started.elapsed() >= budget {
+                return Ok(pruned);
+            }
+        }
+    }
+
     /// Whether events go out on a Redis stream (else the `events` table is the feed).
     pub fn publishes_events(&self) -> bool {
         matches!(self.transport, Transport::Redis(_))
@@ -384,7 +419,7 @@ impl Queue {
         let Transport::Redis(redis) = &self.transport else {
             return Ok(0);
         };
-        if redis.lost_its_data().await? {
+        if self.redis_lost_the_queue(redis).await? {
             let forgotten = ledger::forget_pushed(&self.store).await?;
             tracing::warn!(
                 jobs = forgotten,
@@ -448,6 +483,7 @@ impl Queue {
             redis,
             last_requeue: None,
             last_relay: None,
+            last_prune: None,
         })
     }
 
@@ -543,6 +579,8 @@ pub struct Reader {
     last_requeue: Option<std::time::Instant>,
     /// When this reader last relayed the outbox and published events.
     last_relay: Option<std::time::Instant>,
+    /// When this reader last pruned the ledger.
+    last_prune: Option<std::time::Instant>,
 }
 
 impl Reader {
@@ -650,6 +688,16 @@ impl Reader {
         }
         if let Err(error) = self.queue.publish_events().await {
             tracing::warn!(%error, "could not publish events");
+        }
+        if self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            self.last_prune = Some(std::time::Instant::now());
+            match self.queue.prune(PRUNE_BUDGET).await {
+                Ok(0) => {}
+                Ok(pruned) => {
+                    tracing::info!(jobs = pruned, "pruned finished jobs past the retention")
+                }
+                Err(error) => tracing::warn!(%error, "could not prune finished jobs"),
+            }
         }
     }
 }

@@ -87,8 +87,6 @@ pub struct RedisTransport {
     conn: ConnectionManager,
     keys: Keys,
     visibility_timeout: Duration,
-    /// The epoch this process last saw; `None` before the first look.
-    epoch: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for RedisTransport {
@@ -122,7 +120,6 @@ impl RedisTransport {
             conn,
             keys: Keys::new(namespace),
             visibility_timeout,
-            epoch: Default::default(),
         };
         transport.ensure_group().await?;
         Ok(transport)
@@ -141,26 +138,19 @@ impl RedisTransport {
         }
     }
 
-    /// Whether Redis lost the queue since this process last looked: the epoch key is gone
-    /// (a restart without persistence, a FLUSHALL) or was written anew by another process
-    /// that saw it gone. The first look counts a missing epoch as lost too: Redis may have
-    /// lost the queue while every worker was down. Writes a new epoch when it is missing.
-    pub async fn lost_its_data(&self) -> Result<bool, QueueError> {
+    /// The queue's epoch: a random value written once per Redis lifetime of the queue. When
+    /// missing (Redis new, restarted without persistence, flushed), writes a new one and
+    /// makes the stream and its group again.
+    pub async fn epoch(&self) -> Result<String, QueueError> {
         let mut conn = self.conn.clone();
-        let mut current: Option<String> = conn.get(&self.keys.epoch).await?;
-        let missing = current.is_none();
-        if missing {
-            let _: bool = conn
-                .set_nx(&self.keys.epoch, Uuid::new_v4().to_string())
-                .await?;
-            current = conn.get(&self.keys.epoch).await?;
-            // The stream and its group went with it.
-            self.ensure_group().await?;
+        if let Some(epoch) = conn.get::<_, Option<String>>(&self.keys.epoch).await? {
+            return Ok(epoch);
         }
-        let mut known = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = missing || (known.is_some() && *known != current);
-        *known = current;
-        Ok(lost)
+        let _: bool = conn
+            .set_nx(&self.keys.epoch, Uuid::new_v4().to_string())
+            .await?;
+        self.ensure_group().await?;
+        Ok(conn.get(&self.keys.epoch).await?)
     }
 
     /// Appends events to `stream` (field `event`), trimming it to about `max_len`, in one

@@ -489,3 +489,97 @@ pub async fn forget_pushed(store: &Store) -> Result<u64, StoreError> {
     tx.commit().await?;
     Ok(forgotten)
 }
+
+/// Deletes up to `limit` finished (done or dead) jobs that finished before `before_ms`,
+/// with their attempt errors and applied marks, in one transaction. Returns how many. A
+/// pruned job cannot be redelivered into effects: a delivery runs only if it claims its
+/// ledger row.
+pub async fn prune_finished(store: &Store, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let ids: Vec<(Uuid,)> = fetch_all!(
+        &mut tx,
+        (Uuid,),
+        "SELECT id FROM jobs WHERE state IN ('done', 'dead') AND finished_at_ms < $1
+          ORDER BY finished_at_ms LIMIT $2",
+        before_ms,
+        limit
+    )?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
+    for table in ["job_attempt_errors", "applied_jobs"] {
+        delete_by_ids(&mut tx, table, "job_id", &ids).await?;
+    }
+    delete_by_ids(&mut tx, "jobs", "id", &ids).await?;
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// `DELETE FROM <table> WHERE <column> IN (<ids>)`; table and column are ours, never input.
+async fn delete_by_ids(
+    tx: &mut Tx,
+    table: &'static str,
+    column: &'static str,
+    ids: &[Uuid],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE {column} IN ({})",
+        placeholders(1, ids.len())
+    );
+    match tx {
+        Tx::Postgres(tx) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Tx::Sqlite(tx) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// How many rows the ledger holds, all states: for the pruning test and operators.
+pub async fn count_all(store: &Store) -> Result<i64, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let count = fetch_scalar!(&mut tx, "SELECT COUNT(*) FROM jobs")?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// The epoch of a Redis queue namespace as last recorded.
+pub async fn queue_epoch(store: &Store, namespace: &str) -> Result<Option<String>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let epoch: Option<(String,)> = fetch_optional!(
+        &mut tx,
+        (String,),
+        "SELECT epoch FROM queue_epochs WHERE namespace = $1",
+        namespace
+    )?;
+    tx.commit().await?;
+    Ok(epoch.map(|(epoch,)| epoch))
+}
+
+pub async fn record_queue_epoch(
+    store: &Store,
+    namespace: &str,
+    epoch: &str,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    execute!(
+        &mut tx,
+        "INSERT INTO queue_epochs (namespace, epoch) VALUES ($1, $2)
+         ON CONFLICT (namespace) DO UPDATE SET epoch = excluded.epoch",
+        namespace,
+        epoch
+    )?;
+    tx.commit().await
+}
