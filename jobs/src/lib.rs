@@ -172,7 +172,24 @@ pub fn decode<J: Job>(json: &str) -> Result<J, InvalidPayload> {
             ),
         ));
     }
-    let job: J = serde_json::from_str(json).map_err(InvalidPayload::from_json)?;
+    // A payload is an object: serde would also take a struct as an array of its fields in
+    // order (`[1, 2, "system"]`), a form no producer means to send.
+    if !json
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(InvalidPayload::new(
+            "payload",
+            "must be a JSON object ({\"account_id\": ...})",
+        ));
+    }
+    // serde_json limits nesting to 128 levels, so a deeply nested document is refused
+    // without exhausting the stack. The path says which field a type error is about.
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let job: J = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        validation::name_missing_field::<J>(json, InvalidPayload::from_json_at(error))
+    })?;
+    deserializer.end().map_err(InvalidPayload::from_json)?;
     job.validate()?;
     Ok(job)
 }
