@@ -6,53 +6,14 @@
 
 mod common;
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::http_client::request;
+use common::process::Service;
 use common::{Backend, TestEnv, seed_world};
-use lifecycle::config::QueueBackend;
 use lifecycle::store::users;
 
 const TOKEN: &str = "producer-token-7c1d";
-
-/// The service process, killed however the test ends.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_service(env: &TestEnv, port: u16, log: &std::path::Path) -> Service {
-    let settings = &env.app.settings;
-    let backend = match settings.queue.backend {
-        QueueBackend::Database => "database",
-        QueueBackend::Redis => "redis",
-    };
-    let log_file = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .arg("run")
-        .env_remove("LIFECYCLE_ENV")
-        .env("DATABASE_URL", settings.database.url.expose())
-        .env("REDIS_URL", settings.queue.redis_url.expose())
-        .env("SMTP_URL", env.sink.url())
-        .env("LIFECYCLE__MAIL__TRANSPORT", "smtp")
-        .env("LIFECYCLE__QUEUE__BACKEND", backend)
-        .env("LIFECYCLE__QUEUE__NAMESPACE", &settings.queue.namespace)
-        .env("LIFECYCLE__QUEUE__POLL_INTERVAL_MS", "20")
-        .env("LIFECYCLE__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("LIFECYCLE__HTTP__API_TOKENS", TOKEN)
-        // As verbose as an operator would ever run it.
-        .env("RUST_LOG", "debug")
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .map(Service)
-        .expect("lifecycle run starts")
-}
 
 async fn post_job(port: u16, slug: &str, body: &serde_json::Value) -> String {
     let auth = format!("Bearer {TOKEN}");
@@ -101,27 +62,13 @@ async fn onboarding_over_http_keeps_secrets_out_of_logs_and_rows(backend: Backen
     let world = seed_world(&env, 1).await;
     let folder = tempfile::tempdir().unwrap();
     let log = folder.path().join("service.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut service = spawn_service(&env, port, &log);
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the service did not start"
-        );
-        assert!(
-            service.0.try_wait().unwrap().is_none(),
-            "the service exited"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // As verbose as an operator would ever run it.
+    let extra = [
+        ("LIFECYCLE__HTTP__API_TOKENS", TOKEN),
+        ("RUST_LOG", "debug"),
+    ];
+    let mut service = Service::start(&env, &extra, Some(&log)).await;
+    let port = service.port;
 
     let create = serde_json::json!({
         "account_id": world.account,
@@ -200,10 +147,7 @@ async fn onboarding_over_http_keeps_secrets_out_of_logs_and_rows(backend: Backen
     tx.commit().await.unwrap();
 
     // Stop the service and read everything it logged.
-    let _ = Command::new("kill")
-        .args(["-TERM", &service.0.id().to_string()])
-        .status();
-    let _ = service.0.wait();
+    service.terminate();
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("user::create") && logged.contains("user::confirm"),

@@ -55,13 +55,22 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
         _ => None,
     };
 
+    // One transaction around the send: the row is locked (PostgreSQL; SQLite holds its
+    // write lock) from before the message goes out until it is marked sent, so a second
+    // attempt cannot send it meanwhile, and the only window for a duplicate is the commit
+    // itself. Waiting for the lock after the send would widen it to the lock wait.
     let mut tx = ctx.store.begin().await?;
-    // Settled by a concurrent attempt since we looked?
-    let email = load_email(&mut tx, job).await?;
-    if let Some(done) = already_settled(&email) {
-        return Ok(done);
+    if !emails::lock_pending(&mut tx, email.id).await? {
+        // Settled by a concurrent attempt since we looked.
+        let email = load_email(&mut tx, job).await?;
+        tx.commit().await?;
+        return Ok(
+            already_settled(&email).unwrap_or(Outcome::NothingToDo(format!(
+                "message {} is {}",
+                email.id, email.state
+            ))),
+        );
     }
-    emails::count_attempt(&mut tx, email.id).await?;
     if let Some((password, password_hash, link_secret)) = credentials {
         let user_id = email.user_id.ok_or_else(|| {
             JobError::Precondition(format!("credentials message {} has no user", email.id))
@@ -106,25 +115,39 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
             );
         }
     }
-    tx.commit().await?;
 
-    let rendered = render(template, &email.language, &variables)
-        .map_err(|e| JobError::Precondition(format!("message {}: {e}", email.id)))?;
+    let rendered = match render(template, &email.language, &variables) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            tx.commit().await?;
+            return Err(JobError::Precondition(format!(
+                "message {}: {error}",
+                email.id
+            )));
+        }
+    };
     let message_id = ctx.mailer.message_id(&format!(
         "lifecycle.{}.{}.{}",
         email.account_id,
         email.id,
         email.created_at.timestamp()
     ));
-    ctx.mailer
+    let sent = ctx
+        .mailer
         .send(&OutgoingEmail {
             to_name: &email.to_name,
             to_address: &email.to_address,
             message_id: &message_id,
             rendered: &rendered,
         })
-        .await?;
-    mark_sent(ctx, email.id, &message_id).await?;
+        .await;
+    if let Err(error) = sent {
+        // The attempt stays counted; credentials minted for it were never delivered.
+        tx.commit().await?;
+        return Err(error.into());
+    }
+    emails::mark_sent(&mut tx, email.id, &message_id, ctx.clock.now()).await?;
+    tx.commit().await?;
     if ctx.mailer.take_failure_after_sending() {
         return Err(
             MailError::Unavailable("failure injected after sending (test hook)".into()).into(),
@@ -157,30 +180,6 @@ fn already_settled(email: &EmailRow) -> Option<Outcome> {
             email.id
         ))),
         _ => None,
-    }
-}
-
-/// Records that the server accepted the message. A failure here would make a retry send it
-/// again, so a passing database hiccup is ridden out before giving up.
-async fn mark_sent(ctx: &JobContext<'_>, email_id: i64, message_id: &str) -> Result<(), JobError> {
-    let mut delay = std::time::Duration::from_millis(50);
-    let mut tries = 0;
-    loop {
-        let attempt = async {
-            let mut tx = ctx.store.begin().await?;
-            emails::mark_sent(&mut tx, email_id, message_id, ctx.clock.now()).await?;
-            tx.commit().await
-        };
-        match attempt.await {
-            Ok(()) => return Ok(()),
-            Err(error) if tries < 5 => {
-                tries += 1;
-                tracing::warn!(email_id, error = %error, "could not mark a sent message; trying again");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(error) => return Err(error.into()),
-        }
     }
 }
 

@@ -82,14 +82,16 @@ pub async fn for_user(tx: &mut Tx, user_id: i64) -> Result<Vec<EmailRow>, StoreE
     )
 }
 
-/// Counts one delivery attempt (kept even when the attempt then fails).
-pub async fn count_attempt(tx: &mut Tx, email_id: i64) -> Result<(), StoreError> {
-    execute!(
+/// Counts a delivery attempt of a `pending` message and locks its row until the
+/// transaction ends. Returns `false` when the message is no longer pending.
+pub async fn lock_pending(tx: &mut Tx, email_id: i64) -> Result<bool, StoreError> {
+    let changed = execute!(
         tx,
-        "UPDATE email_messages SET send_attempts = send_attempts + 1 WHERE id = $1",
+        "UPDATE email_messages SET send_attempts = send_attempts + 1
+          WHERE id = $1 AND state = 'pending'",
         email_id
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 /// `pending -> sent`. Returns whether this call made the change.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http_client;
+pub mod process;
 pub mod smtp_sink;
 
 use std::sync::Arc;

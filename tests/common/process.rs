@@ -1,0 +1,103 @@
+//! `lifecycle run` as a child process of a test, on the test's database, queue namespace and
+//! SMTP sink, killed however the test ends.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lifecycle::config::QueueBackend;
+
+use super::TestEnv;
+
+/// A running `lifecycle run`.
+pub struct Service {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Service {
+    /// Starts `lifecycle run` with the test's settings plus `extra` variables; its output goes
+    /// to `log` (or nowhere). Waits until its HTTP port answers.
+    pub async fn start(env: &TestEnv, extra: &[(&str, &str)], log: Option<&Path>) -> Service {
+        let settings = &env.app.settings;
+        let backend = match settings.queue.backend {
+            QueueBackend::Database => "database",
+            QueueBackend::Redis => "redis",
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file");
+                (Stdio::from(file.try_clone().unwrap()), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
+        command
+            .arg("run")
+            .env_remove("LIFECYCLE_ENV")
+            .env("DATABASE_URL", settings.database.url.expose())
+            .env("REDIS_URL", settings.queue.redis_url.expose())
+            .env("SMTP_URL", env.sink.url())
+            .env("LIFECYCLE__MAIL__TRANSPORT", "smtp")
+            .env("LIFECYCLE__QUEUE__BACKEND", backend)
+            .env("LIFECYCLE__QUEUE__NAMESPACE", &settings.queue.namespace)
+            .env(
+                "LIFECYCLE__QUEUE__EVENTS_STREAM",
+                &settings.queue.events_stream,
+            )
+            .env("LIFECYCLE__QUEUE__POLL_INTERVAL_MS", "20")
+            .env("LIFECYCLE__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(stdout)
+            .stderr(stderr);
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("lifecycle run starts");
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the service did not start"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "the service exited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Service { child, port }
+    }
+
+    /// `kill -9`: no chance to finish or put anything back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("the service exits")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
