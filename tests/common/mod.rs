@@ -282,9 +282,45 @@ impl TestEnv {
         self.run_job(request(job)).await
     }
 
-    /// Waits for `count` messages in the SMTP sink (all received so far).
+    /// Waits for `count` messages in the SMTP sink (returns all received so far), and for
+    /// each to be marked sent: the server has a message a moment before the transaction
+    /// that marks it (and stores the credentials it carries) commits.
     pub async fn mail(&self, count: usize) -> Vec<smtp_sink::ReceivedMessage> {
-        self.sink.wait_for(count, Duration::from_secs(30)).await
+        let messages = self.sink.wait_for(count, Duration::from_secs(30)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for message in &messages {
+            let Some(message_id) = message.header("Message-ID") else {
+                continue;
+            };
+            let sql =
+                "SELECT COUNT(*) FROM email_messages WHERE message_id = $1 AND state = 'sent'";
+            loop {
+                let marked: i64 = match self.store() {
+                    Store::Postgres(pool) => {
+                        sqlx::query_scalar(sql)
+                            .bind(&message_id)
+                            .fetch_one(pool)
+                            .await
+                    }
+                    Store::Sqlite(pool) => {
+                        sqlx::query_scalar(sql)
+                            .bind(&message_id)
+                            .fetch_one(pool)
+                            .await
+                    }
+                }
+                .unwrap_or(0);
+                if marked > 0 {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "message {message_id} received but never marked sent"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        messages
     }
 
     /// The one integer a query with one `$1` parameter returns (a COUNT, an id): for
