@@ -10,9 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::process::Service;
-use common::{Backend, TestEnv, World, request, seed_agent, seed_world};
+use common::{Backend, TestEnv, World, enqueue_failed_logins, seed_world};
 use lifecycle::store::users;
-use lifecycle_jobs::RecordLogin;
 use rand::Rng;
 
 fn setting(name: &str, default: usize) -> usize {
@@ -20,28 +19,6 @@ fn setting(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// Agents, and `per_agent` failed sign-ins of each enqueued in one batch.
-async fn failures(env: &TestEnv, world: &World, agents: usize, per_agent: usize) -> Vec<i64> {
-    let mut users = Vec::new();
-    for n in 0..agents {
-        users.push(seed_agent(env, world, &format!("Agent{n}"), "en").await);
-    }
-    let requests = (0..per_agent)
-        .flat_map(|_| {
-            users.iter().map(|user| {
-                request(&RecordLogin {
-                    account_id: world.account,
-                    user_id: *user,
-                    succeeded: false,
-                    at: None,
-                })
-            })
-        })
-        .collect();
-    env.app.queue.enqueue_batch(requests).await.unwrap();
-    users
 }
 
 const DONE: &str = "SELECT COUNT(*) FROM jobs
@@ -105,7 +82,7 @@ async fn kill_9_at_random_moments_loses_nothing_and_repeats_nothing(backend: Bac
     let env = TestEnv::start(backend).await;
     let world = seed_world(&env, 1).await;
     let total = setting("CRASH_JOBS", 2_000);
-    let agents = failures(&env, &world, 20, total / 20).await;
+    let agents = enqueue_failed_logins(&env, &world, 20, total / 20).await;
     let total = (agents.len() * (total / 20)) as i64;
     let rounds = setting("CRASH_ROUNDS", 20);
     let mut killed_with_work_left = 0;
@@ -129,7 +106,7 @@ async fn three_processes_share_the_queue_and_apply_each_job_once(backend: Backen
     let env = TestEnv::start(backend).await;
     let world = seed_world(&env, 1).await;
     let per_agent = 200;
-    let agents = failures(&env, &world, 50, per_agent).await;
+    let agents = enqueue_failed_logins(&env, &world, 50, per_agent).await;
     let total = (agents.len() * per_agent) as i64;
     let _workers = [
         Service::start(&env, &FAST_TAKEOVER, None).await,

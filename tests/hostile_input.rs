@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::http_client::{Answer, request};
+use common::http_client::{Answer, request, serve};
 use common::{Backend, TestEnv};
 use lifecycle::store::users;
 use lifecycle_jobs::{
@@ -716,25 +716,6 @@ fn unknown_kinds_are_refused_naming_kind() {
 // Property 2: the HTTP API.
 
 const TOKEN: &str = "hostile-token-9c1e";
-
-struct Server {
-    port: u16,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn serve(env: &TestEnv) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(lifecycle::http::serve(
-        env.app.clone(),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Server { port, _stop: stop }
-}
 
 async fn start(backend: Backend) -> TestEnv {
     TestEnv::start_with(backend, |settings| {

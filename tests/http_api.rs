@@ -6,32 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::http_client::{Answer, request};
+use common::http_client::{Answer, request, serve};
 use common::{Backend, TestEnv};
 use lifecycle::store::ledger;
 use uuid::Uuid;
 
 const TOKEN: &str = "test-token-5b8f";
-
-/// A running server on 127.0.0.1:<port>, stopped when dropped.
-struct Server {
-    port: u16,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn serve(env: &TestEnv) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(lifecycle::http::serve(
-        env.app.clone(),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Server { port, _stop: stop }
-}
 
 fn bearer() -> String {
     format!("Bearer {TOKEN}")

@@ -10,9 +10,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestEnv, request, seed_agent, seed_world};
+use common::{Backend, TestEnv, seed_world};
 use lifecycle::store::users;
-use lifecycle_jobs::RecordLogin;
 
 const AGENTS: usize = 10;
 const FAILURES_EACH: usize = 200;
@@ -31,23 +30,7 @@ async fn redis_command(command: &mut redis::Cmd) {
 async fn every_job_completes_once_through_a_flush_and_a_restart() {
     let mut env = TestEnv::start(Backend::PostgresRedis).await;
     let world = seed_world(&env, 1).await;
-    let mut agents = Vec::new();
-    for n in 0..AGENTS {
-        agents.push(seed_agent(&env, &world, &format!("Agent{n}"), "en").await);
-    }
-    let requests = (0..FAILURES_EACH)
-        .flat_map(|_| {
-            agents.iter().map(|user| {
-                request(&RecordLogin {
-                    account_id: world.account,
-                    user_id: *user,
-                    succeeded: false,
-                    at: None,
-                })
-            })
-        })
-        .collect();
-    env.app.queue.enqueue_batch(requests).await.unwrap();
+    let agents = common::enqueue_failed_logins(&env, &world, AGENTS, FAILURES_EACH).await;
     let total = (AGENTS * FAILURES_EACH) as i64;
 
     env.start_worker();

@@ -569,6 +569,30 @@ impl Queue {
     }
 }
 
+/// Runs `operation` up to 5 times, 100 ms apart and doubling, while it fails: a database
+/// connection cut (a restart, a failover) costs one failed attempt before the pool opens a
+/// new one.
+pub(crate) async fn with_retries<T, F, Fut>(what: &str, mut operation: F) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueueError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 1;
+    loop {
+        match operation().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tries < 5 => {
+                tracing::warn!(%error, tries, "{what} failed; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Reads batches of deliveries for one consumer.
 pub struct Reader {
     queue: Queue,
@@ -636,14 +660,26 @@ impl Reader {
                 let ids: Vec<Uuid> = entries.iter().map(|entry| entry.message.id).collect();
                 let stale_before =
                     now_ms - (self.queue.settings.visibility_timeout_secs as i64) * 1000;
-                let claimed = ledger::claim_delivered(
-                    &self.queue.store,
-                    &self.consumer,
-                    &ids,
-                    now_ms,
-                    stale_before,
-                )
-                .await?;
+                // Entries read are pending for this consumer: were the claim to fail for
+                // good they would wait out the visibility timeout, so a passing database
+                // failure is ridden out here, and a lasting one puts them back.
+                let (store, consumer) = (&self.queue.store, &self.consumer);
+                let claimed = match with_retries("claim delivered jobs", || async {
+                    Ok(
+                        ledger::claim_delivered(store, consumer, &ids, now_ms, stale_before)
+                            .await?,
+                    )
+                })
+                .await
+                {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        if let Transport::Redis(redis) = &self.queue.transport {
+                            redis.put_back(&entries).await?;
+                        }
+                        return Err(error);
+                    }
+                };
                 let mut claimed: std::collections::HashMap<Uuid, ClaimedJob> =
                     claimed.into_iter().map(|job| (job.id, job)).collect();
                 let mut deliveries = Vec::with_capacity(claimed.len());

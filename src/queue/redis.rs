@@ -251,6 +251,30 @@ impl RedisTransport {
         })
     }
 
+    /// Puts entries this consumer read back on the stream at once (a new entry each, the old
+    /// one acknowledged and deleted), for any consumer to read.
+    pub async fn put_back(&self, entries: &[Entry]) -> Result<(), QueueError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut ids = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let encoded = serde_json::to_string(&entry.message).map_err(QueueError::Encode)?;
+            pipe.xadd(&self.keys.stream, "*", &[(FIELD, encoded)])
+                .ignore();
+            ids.push(entry.entry_id.as_str());
+        }
+        pipe.xack(&self.keys.stream, GROUP, &ids)
+            .ignore()
+            .xdel(&self.keys.stream, &ids)
+            .ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     /// Puts back on the stream the entries `consumer` read but never finished (fetched
     /// ahead and not started when the worker stopped), so another consumer takes them now
     /// rather than after the visibility timeout. Returns how many.

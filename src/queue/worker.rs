@@ -220,7 +220,10 @@ impl Settler {
                     .iter()
                     .map(|(delivery, result, _)| (delivery.clone(), result.clone()))
                     .collect();
-                let written = queue.settle_batch(&attempts).await;
+                // Outcomes not recorded would wait for the visibility timeout to run again:
+                // a passing database failure is ridden out first.
+                let written =
+                    super::with_retries("record outcomes", || queue.settle_batch(&attempts)).await;
                 if let Err(error) = &written {
                     tracing::warn!(%error, jobs = attempts.len(), "could not record outcomes; the jobs will be delivered again");
                 }

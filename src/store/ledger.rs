@@ -389,7 +389,9 @@ pub async fn mark_pushed(store: &Store, ids: &[Uuid], now_ms: i64) -> Result<(),
 /// Claims, for `worker`, the jobs of a batch the transport delivered: those still queued,
 /// and those whose worker has held them since before `stale_before_ms` (it died). A job the
 /// transport delivered twice (pushed again by the reconciler), or one finished meanwhile, is
-/// not returned: the caller drops its delivery, so a job never runs twice at once.
+/// not returned: the caller drops its delivery, so a job never runs twice at once. Rows
+/// this very claim took (same worker, same `now_ms`) are returned again: a retry after a
+/// commit whose answer was lost gets them back rather than dropping them.
 pub async fn claim_delivered(
     store: &Store,
     worker: &str,
@@ -402,9 +404,13 @@ pub async fn claim_delivered(
     }
     let sql = format!(
         "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
-                         attempts = attempts + 1
+                         attempts = CASE WHEN state = 'running' AND locked_by = $1
+                                              AND locked_at_ms = $2
+                                         THEN attempts ELSE attempts + 1 END
           WHERE id IN ({})
-            AND (state = 'queued' OR (state = 'running' AND locked_at_ms < $3))
+            AND (state = 'queued'
+                 OR (state = 'running' AND locked_at_ms < $3)
+                 OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))
           RETURNING id, kind, payload, attempts, max_attempts",
         placeholders(4, ids.len())
     );

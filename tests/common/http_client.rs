@@ -80,3 +80,23 @@ pub async fn request(
         body: body.to_string(),
     }
 }
+
+/// The service's router on 127.0.0.1:<port>, stopped when dropped.
+pub struct Server {
+    pub port: u16,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn serve(env: &super::TestEnv) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(lifecycle::http::serve(
+        env.app.clone(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Server { port, _stop: stop }
+}

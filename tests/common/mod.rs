@@ -136,6 +136,35 @@ pub async fn seed_agent(env: &TestEnv, world: &World, first_name: &str, language
     user
 }
 
+/// `agents` new agents of the world and `per_agent` failed sign-ins of each, enqueued in
+/// one batch (interleaved: one of each agent, then the next round): a workload whose
+/// effects count themselves, each user's failure counter being exactly the failures applied.
+pub async fn enqueue_failed_logins(
+    env: &TestEnv,
+    world: &World,
+    agents: usize,
+    per_agent: usize,
+) -> Vec<i64> {
+    let mut users = Vec::new();
+    for n in 0..agents {
+        users.push(seed_agent(env, world, &format!("Agent{n}"), "en").await);
+    }
+    let requests = (0..per_agent)
+        .flat_map(|_| {
+            users.iter().map(|user| {
+                request(&lifecycle_jobs::RecordLogin {
+                    account_id: world.account,
+                    user_id: *user,
+                    succeeded: false,
+                    at: None,
+                })
+            })
+        })
+        .collect();
+    env.app.queue.enqueue_batch(requests).await.unwrap();
+    users
+}
+
 /// `count` no-op jobs, ready to enqueue in one batch.
 pub fn noop_requests(count: usize) -> Vec<EnqueueRequest> {
     let payload = serde_json::to_string(&lifecycle_jobs::Noop { account_id: 1 }).unwrap();
