@@ -455,10 +455,10 @@ impl Queue {
                 .collect();
             redis.push(&messages, now_ms).await?;
             let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-            // The rows stay locked (PostgreSQL) until marked, so another reconciler does not
-            // push them too.
+            // Marked in the transaction that holds the rows (locked on PostgreSQL), so
+            // another reconciler does not push them too.
+            ledger::mark_pushed_in(&mut tx, &ids, now_ms).await?;
             tx.commit().await?;
-            ledger::mark_pushed(&self.store, &ids, now_ms).await?;
             pushed += jobs.len() as u64;
             tracing::warn!(
                 jobs = jobs.len(),

@@ -362,12 +362,21 @@ pub async fn mark_pushed(store: &Store, ids: &[Uuid], now_ms: i64) -> Result<(),
     if ids.is_empty() {
         return Ok(());
     }
+    let mut tx = store.begin().await?;
+    mark_pushed_in(&mut tx, ids, now_ms).await?;
+    tx.commit().await
+}
+
+/// [`mark_pushed`] inside the caller's transaction.
+pub async fn mark_pushed_in(tx: &mut Tx, ids: &[Uuid], now_ms: i64) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let sql = format!(
         "UPDATE jobs SET pushed_at_ms = $1 WHERE id IN ({})",
         placeholders(2, ids.len())
     );
-    let mut tx = store.begin().await?;
-    match &mut tx {
+    match tx {
         Tx::Postgres(tx) => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
             for id in ids {
@@ -383,7 +392,7 @@ pub async fn mark_pushed(store: &Store, ids: &[Uuid], now_ms: i64) -> Result<(),
             query.execute(&mut **tx).await?;
         }
     }
-    tx.commit().await
+    Ok(())
 }
 
 /// Claims, for `worker`, the jobs of a batch the transport delivered: those still queued,
