@@ -87,12 +87,24 @@ impl Service {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then waits for the exit.
+    /// SIGTERM, then waits for the exit (30 s at most, else the test fails).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
+        let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().expect("the service exits")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
