@@ -440,21 +440,15 @@ impl Queue {
             }
             let messages: Vec<(Message, i64)> = jobs
                 .iter()
-                .map(|job| {
+                .map(|unpushed| {
                     (
-                        Message {
-                            id: job.id,
-                            kind: job.kind.clone(),
-                            payload: job.payload.clone(),
-                            attempts: job.attempts,
-                            max_attempts: job.max_attempts,
-                        },
-                        job.run_at_ms,
+                        Message::of(&unpushed.job, unpushed.job.attempts),
+                        unpushed.run_at_ms,
                     )
                 })
                 .collect();
             redis.push(&messages, now_ms).await?;
-            let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+            let ids: Vec<Uuid> = jobs.iter().map(|unpushed| unpushed.job.id).collect();
             // Marked in the transaction that holds the rows (locked on PostgreSQL), so
             // another reconciler does not push them too.
             ledger::mark_pushed_in(&mut tx, &ids, now_ms).await?;

@@ -453,12 +453,9 @@ pub async fn claim_delivered(
 /// A queued job the transport may not hold, as the reconciler pushes it again.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UnpushedJob {
-    pub id: Uuid,
-    pub kind: String,
-    pub payload: String,
-    /// Attempts already made.
-    pub attempts: i32,
-    pub max_attempts: i32,
+    /// The job; its `attempts` are the attempts already made.
+    #[sqlx(flatten)]
+    pub job: ClaimedJob,
     pub run_at_ms: i64,
 }
 
