@@ -31,7 +31,8 @@ struct Cli {
 enum Command {
     /// Run the workers and the HTTP server until SIGINT/SIGTERM.
     Run {
-        /// Worker loops in this process (each runs `queue.concurrency` jobs at once).
+        /// Worker loops in this process (each runs `queue.concurrency` jobs at once); 0
+        /// serves the HTTP API alone, for a fleet that scales accepting and running apart.
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
@@ -244,7 +245,12 @@ async fn run(settings: Settings, workers: usize) -> anyhow::Result<()> {
     let server = tokio::spawn(http::serve(Arc::clone(&app), listener, async move {
         let _ = http_stopped.await;
     }));
-    worker::run_until(app.clone(), workers, worker::shutdown_signal()).await?;
+    if workers == 0 {
+        tracing::info!("no workers: serving the API only");
+        worker::shutdown_signal().await?;
+    } else {
+        worker::run_until(app.clone(), workers, worker::shutdown_signal()).await?;
+    }
     let _ = stop_http.send(());
     server.await??;
     app.store.close().await;

@@ -12,7 +12,9 @@ use common::process::Service;
 use common::{Backend, TestEnv};
 use lifecycle::store::ledger;
 
-const JOBS: usize = 3_000;
+/// Enough that the SIGTERM, sent once the first 100 are done, lands in the middle even on
+/// a loaded machine: the worker runs thousands of no-ops a second.
+const JOBS: usize = 10_000;
 
 /// Few jobs in hand at once, so a SIGTERM lands in the middle of the run.
 const SMALL_BATCHES: [(&str, &str); 2] = [
@@ -58,7 +60,7 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest(backend: Backend) {
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     // Some work done, then SIGTERM in the middle of the run.
-    while count(&env, "done").await < 200 {
+    while count(&env, "done").await < 100 {
         assert!(started.elapsed() < Duration::from_secs(60), "no progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

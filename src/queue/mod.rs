@@ -652,6 +652,8 @@ impl Reader {
                 // The ledger decides: a delivery runs only if it claims its row, so a job
                 // pushed twice, or finished meanwhile, never runs twice at once.
                 let ids: Vec<Uuid> = entries.iter().map(|entry| entry.message.id).collect();
+                // The read may have waited: the claim is stamped with the time it starts.
+                let now_ms = self.queue.clock.now_ms();
                 let stale_before =
                     now_ms - (self.queue.settings.visibility_timeout_secs as i64) * 1000;
                 // Entries read are pending for this consumer: were the claim to fail for

@@ -27,6 +27,8 @@ const GROUP: &str = "workers";
 const FIELD: &str = "job";
 /// Delayed jobs moved to the stream per round trip: bounded, whatever the backlog.
 const PROMOTE_CHUNK: usize = 500;
+/// How often a busy reader promotes due delayed jobs.
+const PROMOTE_EVERY: Duration = Duration::from_millis(50);
 
 /// A job as it travels through Redis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +250,8 @@ impl RedisTransport {
             consumer,
             block,
             last_reclaim: None,
+            last_promote: None,
+            promote: Script::new(PROMOTE),
         })
     }
 
@@ -326,6 +330,8 @@ pub struct RedisReader {
     consumer: String,
     block: Duration,
     last_reclaim: Option<Instant>,
+    last_promote: Option<Instant>,
+    promote: Script,
 }
 
 impl RedisReader {
@@ -334,13 +340,23 @@ impl RedisReader {
     /// new entries, blocking up to the configured time when there are none.
     pub async fn read(&mut self, count: usize, now_ms: i64) -> Result<Vec<Entry>, QueueError> {
         let keys = self.transport.keys.clone();
-        let _promoted: i64 = Script::new(PROMOTE)
-            .key(&keys.delayed)
-            .key(&keys.stream)
-            .arg(now_ms)
-            .arg(PROMOTE_CHUNK)
-            .invoke_async(&mut self.conn)
-            .await?;
+        // Promoting costs a round trip: while jobs stream in, once per PROMOTE_EVERY is
+        // enough (a delayed job is promoted that much late at most); a full chunk means
+        // more are due, so the next read promotes again.
+        if self
+            .last_promote
+            .is_none_or(|at| at.elapsed() >= PROMOTE_EVERY)
+        {
+            let promoted: usize = self
+                .promote
+                .key(&keys.delayed)
+                .key(&keys.stream)
+                .arg(now_ms)
+                .arg(PROMOTE_CHUNK)
+                .invoke_async(&mut self.conn)
+                .await?;
+            self.last_promote = (promoted < PROMOTE_CHUNK).then(Instant::now);
+        }
 
         let reclaim_every = self.transport.visibility_timeout / 4;
         if self

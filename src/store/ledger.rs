@@ -76,7 +76,7 @@ pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Uuid, bool), StoreErro
         "INSERT INTO jobs (id, kind, account_id, payload, idempotency_key, state, attempts,
                            max_attempts, run_at_ms, created_at_ms, pushed_at_ms)
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9)
-         ON CONFLICT (idempotency_key) DO NOTHING",
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         job.id,
         job.kind.as_str(),
         job.account_id,
@@ -171,8 +171,47 @@ pub async fn settle_many(
     now_ms: i64,
     retry_pushed_at_ms: Option<i64>,
 ) -> Result<(), StoreError> {
+    let (done, failed): (Vec<_>, Vec<_>) = settlements
+        .iter()
+        .partition(|(_, _, settlement)| *settlement == Settlement::Done);
+    if let Store::Postgres(pool) = store {
+        // Every job done, the common case: one statement for the whole batch, committed on
+        // its own. At thousands of jobs a second a statement per job, or the round trips of
+        // BEGIN and COMMIT, would cost more than the update.
+        if !done.is_empty() {
+            let ids: Vec<Uuid> = done.iter().map(|(id, _, _)| *id).collect();
+            let attempts: Vec<i32> = done.iter().map(|(_, attempt, _)| *attempt).collect();
+            sqlx::query(
+                "UPDATE jobs SET state = 'done', finished_at_ms = $1, locked_by = NULL,
+                                 attempts = settled.attempt
+                   FROM UNNEST($2::uuid[], $3::int4[]) AS settled (id, attempt)
+                  WHERE jobs.id = settled.id",
+            )
+            .bind(now_ms)
+            .bind(ids)
+            .bind(attempts)
+            .execute(pool)
+            .await?;
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+    }
     let mut tx = store.begin().await?;
-    for (id, attempt, settlement) in settlements {
+    if store.dialect() == Dialect::Sqlite {
+        for (id, attempt, settlement) in &done {
+            settle(
+                &mut tx,
+                *id,
+                *attempt,
+                settlement,
+                now_ms,
+                retry_pushed_at_ms,
+            )
+            .await?;
+        }
+    }
+    for (id, attempt, settlement) in failed {
         settle(
             &mut tx,
             *id,
@@ -411,21 +450,31 @@ pub async fn claim_delivered(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+    const SET: &str = "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
                          attempts = CASE WHEN state = 'running' AND locked_by = $1
                                               AND locked_at_ms = $2
-                                         THEN attempts ELSE attempts + 1 END
-          WHERE id IN ({})
-            AND (state = 'queued'
+                                         THEN attempts ELSE attempts + 1 END";
+    const CLAIMABLE: &str = "(state = 'queued'
                  OR (state = 'running' AND locked_at_ms < $3)
                  OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))
-          RETURNING id, kind, payload, attempts, max_attempts",
-        placeholders(4, ids.len())
-    );
-    let mut tx = store.begin().await?;
-    let claimed = match &mut tx {
-        Tx::Postgres(tx) => {
+          RETURNING id, kind, payload, attempts, max_attempts";
+    match store {
+        // One statement, committed on its own: no BEGIN and COMMIT round trips, and one
+        // prepared statement whatever the batch size.
+        Store::Postgres(pool) => Ok(sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(format!(
+            "{SET} WHERE id = ANY($4) AND {CLAIMABLE}"
+        )))
+        .bind(worker)
+        .bind(now_ms)
+        .bind(stale_before_ms)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?),
+        Store::Sqlite(pool) => {
+            let sql = format!(
+                "{SET} WHERE id IN ({}) AND {CLAIMABLE}",
+                placeholders(4, ids.len())
+            );
             let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
                 .bind(worker)
                 .bind(now_ms)
@@ -433,21 +482,9 @@ pub async fn claim_delivered(
             for id in ids {
                 query = query.bind(*id);
             }
-            query.fetch_all(&mut **tx).await?
+            Ok(query.fetch_all(pool).await?)
         }
-        Tx::Sqlite(tx) => {
-            let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
-                .bind(worker)
-                .bind(now_ms)
-                .bind(stale_before_ms);
-            for id in ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(&mut **tx).await?
-        }
-    };
-    tx.commit().await?;
-    Ok(claimed)
+    }
 }
 
 /// A queued job the transport may not hold, as the reconciler pushes it again.
