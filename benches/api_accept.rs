@@ -196,7 +196,9 @@ async fn main() {
     eprintln!("warming up");
     load(service.port, CONNECTIONS, Duration::from_secs(2)).await;
     eprintln!("API: {CONNECTIONS} connections for {seconds} s");
+    let profile = support::Profile::start();
     let mut api = load(service.port, CONNECTIONS, Duration::from_secs(seconds)).await;
+    drop(profile);
     let rss_mib = service.peak_rss_kib() as f64 / 1024.0;
     service.terminate();
     let recorded = lifecycle::store::ledger::count_all(&app.store)

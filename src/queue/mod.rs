@@ -9,6 +9,7 @@ pub mod worker;
 use std::time::Duration;
 
 use lifecycle_jobs::Job;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -80,6 +81,22 @@ pub struct Enqueued {
 #[must_use = "push the jobs once the transaction has committed"]
 pub struct AfterCommit(Vec<(Message, i64)>);
 
+impl AfterCommit {
+    /// A job just recorded: Redis must be handed it (the database transport holds it as is).
+    fn add(&mut self, transport: &Transport, job: NewJob) {
+        if matches!(transport, Transport::Redis(_)) {
+            let message = Message {
+                id: job.id,
+                kind: job.kind,
+                payload: job.payload,
+                attempts: 0,
+                max_attempts: job.max_attempts,
+            };
+            self.0.push((message, job.run_at_ms));
+        }
+    }
+}
+
 /// One job handed to a worker, with what the transport needs to settle it.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -111,6 +128,106 @@ pub struct Queue {
     pub(crate) settings: QueueSettings,
     policy: RetryPolicy,
     clock: Clock,
+    /// Records pushes in the background (Redis transport).
+    push_marks: Option<PushMarks>,
+    /// Gathers concurrent single enqueues (PostgreSQL).
+    enqueuer: Option<Enqueuer>,
+}
+
+type EnqueueCall = (NewJob, oneshot::Sender<Result<(Uuid, bool), String>>);
+
+/// Gathers the single enqueues that arrive together (API requests on many connections)
+/// into one INSERT and one Redis round trip: group commit, done by the service. Each caller
+/// still gets its answer only once its row is committed. One statement for many rows is what
+/// lets the API go past a database doing one commit per request.
+#[derive(Clone, Debug)]
+struct Enqueuer(mpsc::Sender<EnqueueCall>);
+
+impl Enqueuer {
+    const MAX_BATCH: usize = 256;
+
+    /// `queue` must have no enqueuer of its own: it records and pushes the batches.
+    fn spawn(queue: Queue) -> Self {
+        let (sender, mut calls) = mpsc::channel::<EnqueueCall>(4 * Self::MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch: Vec<EnqueueCall> = Vec::with_capacity(Self::MAX_BATCH);
+            while calls.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
+                let jobs: Vec<NewJob> = batch.iter().map(|(job, _)| job.clone()).collect();
+                match ledger::insert_many_now(&queue.store, &jobs).await {
+                    Ok(recorded) => {
+                        let mut after_commit = AfterCommit::default();
+                        for (job, (_, created)) in jobs.into_iter().zip(&recorded) {
+                            if *created {
+                                after_commit.add(&queue.transport, job);
+                            }
+                        }
+                        // Committed is accepted: a failed push is the reconciler's to redo.
+                        if let Err(error) = queue.push(after_commit).await {
+                            tracing::warn!(%error, "could not push enqueued jobs; the reconciler will");
+                        }
+                        for ((_, reply), answer) in batch.drain(..).zip(recorded) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Err(error) => {
+                        let error = error.to_string();
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self(sender)
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<(Uuid, bool), QueueError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || QueueError::Settle("the enqueuer has stopped".into());
+        self.0.send((job, reply)).await.map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|error| QueueError::Store(StoreError::Database(sqlx::Error::Protocol(error))))
+    }
+}
+
+/// Records in the ledger, in batches and off the producer's path, that Redis holds jobs.
+///
+/// An enqueue answers once its row is committed and its entry pushed; the mark that the
+/// push happened only spares the reconciler a second push. Written inline it was a second
+/// commit on every enqueue; here one statement marks every push of the last moment. A
+/// mark lost (the process died, the channel was full) costs one duplicate push after the
+/// reconciler's grace, and a duplicate delivery is dropped at claim time.
+#[derive(Clone, Debug)]
+struct PushMarks(mpsc::Sender<(Vec<Uuid>, i64)>);
+
+impl PushMarks {
+    const PENDING: usize = 4096;
+
+    fn spawn(store: Store) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<(Vec<Uuid>, i64)>(Self::PENDING);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while receiver.recv_many(&mut batch, Self::PENDING).await > 0 {
+                let now_ms = batch.iter().map(|(_, at)| *at).max().unwrap_or_default();
+                let ids: Vec<Uuid> = batch.drain(..).flat_map(|(ids, _)| ids).collect();
+                if let Err(error) = ledger::mark_pushed(&store, &ids, now_ms).await {
+                    tracing::warn!(%error, jobs = ids.len(), "could not record pushed jobs; the reconciler will push them again");
+                }
+            }
+        });
+        Self(sender)
+    }
+
+    fn record(&self, ids: Vec<Uuid>, now_ms: i64) {
+        if ids.is_empty() {
+            return;
+        }
+        if self.0.try_send((ids, now_ms)).is_err() {
+            tracing::debug!("push marks backed up; the reconciler will push those jobs again");
+        }
+    }
 }
 
 impl Queue {
@@ -130,7 +247,11 @@ impl Queue {
                 .await?,
             )),
         };
-        Ok(Self {
+        let push_marks =
+            matches!(transport, Transport::Redis(_)).then(|| PushMarks::spawn(store.clone()));
+        let mut queue = Self {
+            push_marks,
+            enqueuer: None,
             store,
             transport,
             policy: RetryPolicy {
@@ -140,17 +261,29 @@ impl Queue {
             },
             settings: settings.clone(),
             clock,
-        })
+        };
+        // SQLite has one writer anyway and no round trips to save.
+        if matches!(queue.store, Store::Postgres(_)) {
+            queue.enqueuer = Some(Enqueuer::spawn(queue.clone()));
+        }
+        Ok(queue)
     }
 
     /// Records the job in the ledger (durably, before answering) and hands it to the
     /// transport. The same idempotency key twice gives the same job, enqueued once.
     pub async fn enqueue(&self, request: EnqueueRequest) -> Result<Enqueued, QueueError> {
-        let mut tx = self.store.begin().await?;
-        let (enqueued, after_commit) = self.enqueue_in(&mut tx, request).await?;
-        tx.commit().await?;
+        let new_job = self.new_job(request);
+        if let Some(enqueuer) = &self.enqueuer {
+            let (id, created) = enqueuer.enqueue(new_job).await?;
+            return Ok(Enqueued { id, created });
+        }
+        let (id, created) = ledger::insert_now(&self.store, &new_job).await?;
+        let mut after_commit = AfterCommit::default();
+        if created {
+            after_commit.add(&self.transport, new_job);
+        }
         self.push(after_commit).await?;
-        Ok(enqueued)
+        Ok(Enqueued { id, created })
     }
 
     /// Records many jobs in one transaction, then hands them to the transport in one
@@ -159,17 +292,22 @@ impl Queue {
         &self,
         requests: Vec<EnqueueRequest>,
     ) -> Result<Vec<Enqueued>, QueueError> {
-        let mut tx = self.store.begin().await?;
-        let mut enqueued = Vec::with_capacity(requests.len());
+        let jobs: Vec<NewJob> = requests
+            .into_iter()
+            .map(|request| self.new_job(request))
+            .collect();
+        let recorded = ledger::insert_many_now(&self.store, &jobs).await?;
         let mut pending = AfterCommit::default();
-        for request in requests {
-            let (one, after_commit) = self.enqueue_in(&mut tx, request).await?;
-            enqueued.push(one);
-            pending.0.extend(after_commit.0);
+        for (job, (_, created)) in jobs.into_iter().zip(&recorded) {
+            if *created {
+                pending.add(&self.transport, job);
+            }
         }
-        tx.commit().await?;
         self.push(pending).await?;
-        Ok(enqueued)
+        Ok(recorded
+            .into_iter()
+            .map(|(id, created)| Enqueued { id, created })
+            .collect())
     }
 
     /// Runs a finished or dead job again now, keeping its history: the dashboard's and
@@ -197,8 +335,19 @@ impl Queue {
         tx: &mut Tx,
         request: EnqueueRequest,
     ) -> Result<(Enqueued, AfterCommit), QueueError> {
+        let new_job = self.new_job(request);
+        let (id, created) = ledger::insert(tx, &new_job).await?;
+        let mut after_commit = AfterCommit::default();
+        if created {
+            after_commit.add(&self.transport, new_job);
+        }
+        Ok((Enqueued { id, created }, after_commit))
+    }
+
+    /// The ledger row of a request, as of now.
+    fn new_job(&self, request: EnqueueRequest) -> NewJob {
         let now_ms = self.clock.now_ms();
-        let new_job = NewJob {
+        NewJob {
             id: Uuid::now_v7(),
             kind: request.kind.to_string(),
             account_id: request.account_id,
@@ -208,22 +357,7 @@ impl Queue {
             run_at_ms: request.run_at_ms.unwrap_or(now_ms),
             created_at_ms: now_ms,
             pushed_at_ms: self.held_by_ledger(now_ms),
-        };
-        let (id, created) = ledger::insert(tx, &new_job).await?;
-        let mut after_commit = AfterCommit::default();
-        if created && matches!(self.transport, Transport::Redis(_)) {
-            after_commit.0.push((
-                Message {
-                    id,
-                    kind: new_job.kind,
-                    payload: new_job.payload,
-                    attempts: 0,
-                    max_attempts: new_job.max_attempts,
-                },
-                new_job.run_at_ms,
-            ));
         }
-        Ok((Enqueued { id, created }, after_commit))
     }
 
     /// Hands committed jobs to the transport (a no-op on the database transport, where the
@@ -404,8 +538,13 @@ impl Queue {
     /// Records a successful push. Failing to record it only means the reconciler pushes
     /// the job once more, and a duplicate delivery is dropped at claim time.
     async fn mark_pushed(&self, ids: &[Uuid], now_ms: i64) {
-        if let Err(error) = ledger::mark_pushed(&self.store, ids, now_ms).await {
-            tracing::warn!(%error, jobs = ids.len(), "could not record pushed jobs; the reconciler will push them again");
+        match &self.push_marks {
+            Some(marks) => marks.record(ids.to_vec(), now_ms),
+            None => {
+                if let Err(error) = ledger::mark_pushed(&self.store, ids, now_ms).await {
+                    tracing::warn!(%error, jobs = ids.len(), "could not record pushed jobs; the reconciler will push them again");
+                }
+            }
         }
     }
 

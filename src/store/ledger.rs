@@ -101,6 +101,125 @@ pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Uuid, bool), StoreErro
     Ok((id, false))
 }
 
+/// [`insert`] on its own, committed at once: the enqueue of one job. On PostgreSQL one
+/// statement (no BEGIN and COMMIT round trips); a key already used is looked up after.
+pub async fn insert_now(store: &Store, job: &NewJob) -> Result<(Uuid, bool), StoreError> {
+    let Store::Postgres(pool) = store else {
+        let mut tx = store.begin().await?;
+        let inserted = insert(&mut tx, job).await?;
+        tx.commit().await?;
+        return Ok(inserted);
+    };
+    let inserted: Option<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO jobs (id, kind, account_id, payload, idempotency_key, state, attempts,
+                           max_attempts, run_at_ms, created_at_ms, pushed_at_ms)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9)
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(job.id)
+    .bind(job.kind.as_str())
+    .bind(job.account_id)
+    .bind(job.payload.as_str())
+    .bind(job.idempotency_key.as_deref())
+    .bind(job.max_attempts)
+    .bind(job.run_at_ms)
+    .bind(job.created_at_ms)
+    .bind(job.pushed_at_ms)
+    .fetch_optional(pool)
+    .await?;
+    if let Some((id,)) = inserted {
+        return Ok((id, true));
+    }
+    let (id,): (Uuid,) = sqlx::query_as("SELECT id FROM jobs WHERE idempotency_key = $1")
+        .bind(job.idempotency_key.as_deref())
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+    Ok((id, false))
+}
+
+/// Records many jobs at once, all or none: one statement on PostgreSQL, one transaction on
+/// SQLite. Returns, in order, each job's id and whether this call
+/// created it; a job whose idempotency key was taken, by an earlier job or by one before it
+/// in `jobs`, gets the id of the job holding the key.
+pub async fn insert_many_now(
+    store: &Store,
+    jobs: &[NewJob],
+) -> Result<Vec<(Uuid, bool)>, StoreError> {
+    let Store::Postgres(pool) = store else {
+        let mut tx = store.begin().await?;
+        let mut recorded = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            recorded.push(insert(&mut tx, job).await?);
+        }
+        tx.commit().await?;
+        return Ok(recorded);
+    };
+    let column = |f: fn(&NewJob) -> i64| jobs.iter().map(f).collect::<Vec<i64>>();
+    let inserted: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO jobs (id, kind, account_id, payload, idempotency_key, state, attempts,
+                           max_attempts, run_at_ms, created_at_ms, pushed_at_ms)
+         SELECT id, kind, account_id, payload, idempotency_key, 'queued', 0,
+                max_attempts, run_at_ms, created_at_ms, pushed_at_ms
+           FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[],
+                       $6::int4[], $7::int8[], $8::int8[], $9::int8[])
+             AS new (id, kind, account_id, payload, idempotency_key, max_attempts,
+                     run_at_ms, created_at_ms, pushed_at_ms)
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(jobs.iter().map(|job| job.id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| job.kind.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|job| job.account_id).collect::<Vec<_>>())
+    .bind(
+        jobs.iter()
+            .map(|job| job.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        jobs.iter()
+            .map(|job| job.idempotency_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(jobs.iter().map(|job| job.max_attempts).collect::<Vec<_>>())
+    .bind(column(|job| job.run_at_ms))
+    .bind(column(|job| job.created_at_ms))
+    .bind(jobs.iter().map(|job| job.pushed_at_ms).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().map(|(id,)| id).collect();
+    let taken_keys: Vec<String> = jobs
+        .iter()
+        .filter(|job| !inserted.contains(&job.id))
+        .filter_map(|job| job.idempotency_key.clone())
+        .collect();
+    let holders: std::collections::HashMap<String, Uuid> = if taken_keys.is_empty() {
+        Default::default()
+    } else {
+        sqlx::query_as::<_, (String, Uuid)>(
+            "SELECT idempotency_key, id FROM jobs WHERE idempotency_key = ANY($1)",
+        )
+        .bind(&taken_keys)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    jobs.iter()
+        .map(|job| {
+            if inserted.contains(&job.id) {
+                return Ok((job.id, true));
+            }
+            job.idempotency_key
+                .as_ref()
+                .and_then(|key| holders.get(key))
+                .map(|id| (*id, false))
+                .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+        })
+        .collect()
+}
+
 /// Claims up to `limit` due jobs for `worker`, oldest due first, counting the attempt.
 /// This is the embedded queue's fetch; on PostgreSQL concurrent workers skip each other's
 /// rows. SQLite is told to walk the partial index `jobs_due`: left to itself it picks the
@@ -399,6 +518,14 @@ fn placeholders(from: usize, count: usize) -> String {
 /// Records that the transport holds these jobs.
 pub async fn mark_pushed(store: &Store, ids: &[Uuid], now_ms: i64) -> Result<(), StoreError> {
     if ids.is_empty() {
+        return Ok(());
+    }
+    if let Store::Postgres(pool) = store {
+        sqlx::query("UPDATE jobs SET pushed_at_ms = $1 WHERE id = ANY($2)")
+            .bind(now_ms)
+            .bind(ids)
+            .execute(pool)
+            .await?;
         return Ok(());
     }
     let mut tx = store.begin().await?;
