@@ -168,16 +168,9 @@ async fn seed_world(users: usize) -> World {
 /// A copy of the seeded database.
 async fn copy_of_seed(name: &str) -> String {
     support::drop_database(name).await;
-    let admin = sqlx::PgPool::connect(&support::postgres_url())
+    support::admin_sql(format!("CREATE DATABASE {name} TEMPLATE {SEED}"))
         .await
-        .expect("admin");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE {name} TEMPLATE {SEED}"
-    )))
-    .execute(&admin)
-    .await
-    .expect("copy the seeded database");
-    admin.close().await;
+        .expect("copy the seeded database");
     support::database_url(name)
 }
 
@@ -285,18 +278,11 @@ fn server_log() -> PathBuf {
 async fn capture_statements(world: &World) -> Vec<String> {
     let log = server_log();
     let url = copy_of_seed(CAPTURE).await;
-    {
-        let admin = sqlx::PgPool::connect(&support::postgres_url())
-            .await
-            .expect("admin");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE {CAPTURE} SET log_statement = 'all'"
-        )))
-        .execute(&admin)
-        .await
-        .expect("log every statement of the capture copy");
-        admin.close().await;
-    }
+    support::admin_sql(format!(
+        "ALTER DATABASE {CAPTURE} SET log_statement = 'all'"
+    ))
+    .await
+    .expect("log every statement of the capture copy");
     let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     through_the_queue(&url, world, 1).await;
     let mut text = String::new();

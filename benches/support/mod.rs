@@ -37,32 +37,35 @@ pub fn database_url(name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Runs `sql` (statements about databases: names are ours, never input) on the server's
+/// own database.
+pub async fn admin_sql(sql: String) -> Result<(), sqlx::Error> {
+    let mut admin = sqlx::PgConnection::connect(&postgres_url()).await?;
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut admin)
+        .await
+        .map(|_| ());
+    admin.close().await.ok();
+    result
+}
+
 /// An empty database `name` (dropped first if a previous run left it).
 pub async fn fresh_database(name: &str) -> String {
-    let mut admin = sqlx::PgConnection::connect(&postgres_url())
-        .await
-        .expect("PostgreSQL must answer at BENCH_DATABASE_URL / TEST_DATABASE_URL");
+    // One statement each: several in one message would run as one transaction, which
+    // DROP and CREATE DATABASE refuse.
     for sql in [
         format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
         format!("CREATE DATABASE {name}"),
     ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
+        admin_sql(sql)
             .await
-            .expect("create the benchmark database");
+            .expect("PostgreSQL must answer at BENCH_DATABASE_URL / TEST_DATABASE_URL");
     }
-    admin.close().await.ok();
     database_url(name)
 }
 
 pub async fn drop_database(name: &str) {
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await;
-    }
+    let _ = admin_sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
 }
 
 /// The production setup: PostgreSQL store and ledger, Redis Streams transport, under

@@ -316,21 +316,13 @@ pub async fn settle_many(
             return Ok(());
         }
     }
+    // On SQLite (in process, no round trips) every outcome is a statement of its own.
+    let done_here = match store.dialect() {
+        Dialect::Sqlite => done.as_slice(),
+        Dialect::Postgres => &[],
+    };
     let mut tx = store.begin().await?;
-    if store.dialect() == Dialect::Sqlite {
-        for (id, attempt, settlement) in &done {
-            settle(
-                &mut tx,
-                *id,
-                *attempt,
-                settlement,
-                now_ms,
-                retry_pushed_at_ms,
-            )
-            .await?;
-        }
-    }
-    for (id, attempt, settlement) in failed {
+    for (id, attempt, settlement) in done_here.iter().chain(&failed) {
         settle(
             &mut tx,
             *id,
