@@ -134,7 +134,7 @@ pub struct Queue {
     enqueuer: Option<Enqueuer>,
 }
 
-type EnqueueCall = (NewJob, oneshot::Sender<Result<(Uuid, bool), String>>);
+type EnqueueCall = (NewJob, oneshot::Sender<Result<Enqueued, String>>);
 
 /// Gathers the single enqueues that arrive together (API requests on many connections)
 /// into one INSERT and one Redis round trip: group commit, done by the service. Each caller
@@ -153,18 +153,8 @@ impl Enqueuer {
             let mut batch: Vec<EnqueueCall> = Vec::with_capacity(Self::MAX_BATCH);
             while calls.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
                 let jobs: Vec<NewJob> = batch.iter().map(|(job, _)| job.clone()).collect();
-                match ledger::insert_many_now(&queue.store, &jobs).await {
+                match queue.enqueue_batch_of(jobs).await {
                     Ok(recorded) => {
-                        let mut after_commit = AfterCommit::default();
-                        for (job, (_, created)) in jobs.into_iter().zip(&recorded) {
-                            if *created {
-                                after_commit.add(&queue.transport, job);
-                            }
-                        }
-                        // Committed is accepted: a failed push is the reconciler's to redo.
-                        if let Err(error) = queue.push(after_commit).await {
-                            tracing::warn!(%error, "could not push enqueued jobs; the reconciler will");
-                        }
                         for ((_, reply), answer) in batch.drain(..).zip(recorded) {
                             let _ = reply.send(Ok(answer));
                         }
@@ -181,7 +171,7 @@ impl Enqueuer {
         Self(sender)
     }
 
-    async fn enqueue(&self, job: NewJob) -> Result<(Uuid, bool), QueueError> {
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || QueueError::Settle("the enqueuer has stopped".into());
         self.0.send((job, reply)).await.map_err(|_| stopped())?;
@@ -274,16 +264,12 @@ impl Queue {
     pub async fn enqueue(&self, request: EnqueueRequest) -> Result<Enqueued, QueueError> {
         let new_job = self.new_job(request);
         if let Some(enqueuer) = &self.enqueuer {
-            let (id, created) = enqueuer.enqueue(new_job).await?;
-            return Ok(Enqueued { id, created });
+            return enqueuer.enqueue(new_job).await;
         }
-        let (id, created) = ledger::insert_now(&self.store, &new_job).await?;
-        let mut after_commit = AfterCommit::default();
-        if created {
-            after_commit.add(&self.transport, new_job);
-        }
-        self.push(after_commit).await?;
-        Ok(Enqueued { id, created })
+        self.enqueue_batch_of(vec![new_job])
+            .await?
+            .pop()
+            .ok_or(QueueError::Settle("an enqueue recorded nothing".into()))
     }
 
     /// Records many jobs in one transaction, then hands them to the transport in one
@@ -296,6 +282,13 @@ impl Queue {
             .into_iter()
             .map(|request| self.new_job(request))
             .collect();
+        self.enqueue_batch_of(jobs).await
+    }
+
+    /// Records `jobs` at once (all or none), then hands them to the transport. Committed is
+    /// accepted: a failed push is logged and left to the reconciler, not reported, so a
+    /// producer does not enqueue again what is already recorded.
+    async fn enqueue_batch_of(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let recorded = ledger::insert_many_now(&self.store, &jobs).await?;
         let mut pending = AfterCommit::default();
         for (job, (_, created)) in jobs.into_iter().zip(&recorded) {
@@ -303,7 +296,9 @@ impl Queue {
                 pending.add(&self.transport, job);
             }
         }
-        self.push(pending).await?;
+        if let Err(error) = self.push(pending).await {
+            tracing::warn!(%error, "could not push enqueued jobs; the reconciler will");
+        }
         Ok(recorded
             .into_iter()
             .map(|(id, created)| Enqueued { id, created })

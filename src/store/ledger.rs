@@ -101,44 +101,6 @@ pub async fn insert(tx: &mut Tx, job: &NewJob) -> Result<(Uuid, bool), StoreErro
     Ok((id, false))
 }
 
-/// [`insert`] on its own, committed at once: the enqueue of one job. On PostgreSQL one
-/// statement (no BEGIN and COMMIT round trips); a key already used is looked up after.
-pub async fn insert_now(store: &Store, job: &NewJob) -> Result<(Uuid, bool), StoreError> {
-    let Store::Postgres(pool) = store else {
-        let mut tx = store.begin().await?;
-        let inserted = insert(&mut tx, job).await?;
-        tx.commit().await?;
-        return Ok(inserted);
-    };
-    let inserted: Option<(Uuid,)> = sqlx::query_as(
-        "INSERT INTO jobs (id, kind, account_id, payload, idempotency_key, state, attempts,
-                           max_attempts, run_at_ms, created_at_ms, pushed_at_ms)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9)
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id",
-    )
-    .bind(job.id)
-    .bind(job.kind.as_str())
-    .bind(job.account_id)
-    .bind(job.payload.as_str())
-    .bind(job.idempotency_key.as_deref())
-    .bind(job.max_attempts)
-    .bind(job.run_at_ms)
-    .bind(job.created_at_ms)
-    .bind(job.pushed_at_ms)
-    .fetch_optional(pool)
-    .await?;
-    if let Some((id,)) = inserted {
-        return Ok((id, true));
-    }
-    let (id,): (Uuid,) = sqlx::query_as("SELECT id FROM jobs WHERE idempotency_key = $1")
-        .bind(job.idempotency_key.as_deref())
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
-    Ok((id, false))
-}
-
 /// Records many jobs at once, all or none: one statement on PostgreSQL, one transaction on
 /// SQLite. Returns, in order, each job's id and whether this call
 /// created it; a job whose idempotency key was taken, by an earlier job or by one before it
