@@ -616,6 +616,40 @@ async fn the_same_idempotency_key_enqueues_once(backend: Backend) {
     assert_eq!(jobs, 1);
 }
 
+/// Requests that arrive together are recorded together (one statement on PostgreSQL): a
+/// key shared by several of them, or repeated inside one batch, still gives one job.
+async fn concurrent_requests_with_one_key_enqueue_once(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let world = seed_world(&env, Options::default()).await;
+    let job = deactivation(&world, Actor::System);
+    let request = |key: &str| EnqueueRequest::for_job(&job, Some(key.to_string())).unwrap();
+    let shared = futures_util::future::join_all((0..20).map(|_| env.enqueue(request("crm-same"))));
+    let distinct =
+        futures_util::future::join_all((0..20).map(|n| env.enqueue(request(&format!("crm-{n}")))));
+    let (shared, distinct) = tokio::join!(shared, distinct);
+    assert_eq!(shared.iter().filter(|e| e.created).count(), 1, "{shared:?}");
+    assert!(shared.iter().all(|e| e.id == shared[0].id), "{shared:?}");
+    assert!(distinct.iter().all(|e| e.created), "{distinct:?}");
+    let batch = env
+        .app
+        .queue
+        .enqueue_batch(vec![
+            request("crm-batch"),
+            request("crm-batch"),
+            request("crm-same"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        batch[0].created && !batch[1].created && !batch[2].created,
+        "{batch:?}"
+    );
+    assert_eq!(batch[0].id, batch[1].id);
+    assert_eq!(batch[2].id, shared[0].id);
+    let (jobs,): (i64,) = query_one(&env, "SELECT COUNT(*) FROM jobs WHERE $1 = $1", 0).await;
+    assert_eq!(jobs, 1 + 20 + 1);
+}
+
 async fn a_malformed_payload_fails_permanently_with_the_field(backend: Backend) {
     let mut env = TestEnv::start(backend).await;
     let record = env
@@ -668,6 +702,7 @@ on_both_backends!(
     g1_refuses_deactivating_a_higher_ranked_user,
     a_replay_changes_nothing,
     the_same_idempotency_key_enqueues_once,
+    concurrent_requests_with_one_key_enqueue_once,
     a_malformed_payload_fails_permanently_with_the_field,
     an_unknown_user_fails_permanently,
 );

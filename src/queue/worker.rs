@@ -269,8 +269,8 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
             subject: Default::default(),
         };
         // Boxed: the handlers' state machines together are large, and apalis moves each
-        // job's future a few times before it runs; moving a pointer instead of kilobytes
-        // was a tenth of the worker's time at thousands of jobs a second.
+        // job's future a few times before it runs: copying kilobytes per job was 7 % of the
+        // worker's time at thousands of jobs a second (`memmove` in the profile).
         let result = Box::pin(handlers::run(&ctx, &job.kind, &job.payload)).await;
         match &result {
             Ok(outcome @ handlers::Outcome::Applied) => tracing::info!(?outcome, "job finished"),
