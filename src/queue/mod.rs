@@ -40,6 +40,8 @@ pub enum QueueError {
     Encode(serde_json::Error),
     #[error("could not record the outcome of the attempt: {0}")]
     Settle(String),
+    #[error("could not record the job: {0}")]
+    Record(String),
 }
 
 /// What a producer asks for.
@@ -152,16 +154,16 @@ impl Enqueuer {
         tokio::spawn(async move {
             let mut batch: Vec<EnqueueCall> = Vec::with_capacity(Self::MAX_BATCH);
             while calls.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
-                let jobs: Vec<NewJob> = batch.iter().map(|(job, _)| job.clone()).collect();
+                let (jobs, replies): (Vec<NewJob>, Vec<_>) = batch.drain(..).unzip();
                 match queue.enqueue_batch_of(jobs).await {
                     Ok(recorded) => {
-                        for ((_, reply), answer) in batch.drain(..).zip(recorded) {
+                        for (reply, answer) in replies.into_iter().zip(recorded) {
                             let _ = reply.send(Ok(answer));
                         }
                     }
                     Err(error) => {
                         let error = error.to_string();
-                        for (_, reply) in batch.drain(..) {
+                        for reply in replies {
                             let _ = reply.send(Err(error.clone()));
                         }
                     }
@@ -173,12 +175,12 @@ impl Enqueuer {
 
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || QueueError::Settle("the enqueuer has stopped".into());
+        let stopped = || QueueError::Record("the enqueuer has stopped".into());
         self.0.send((job, reply)).await.map_err(|_| stopped())?;
         answer
             .await
             .map_err(|_| stopped())?
-            .map_err(|error| QueueError::Store(StoreError::Database(sqlx::Error::Protocol(error))))
+            .map_err(QueueError::Record)
     }
 }
 
@@ -269,7 +271,7 @@ impl Queue {
         self.enqueue_batch_of(vec![new_job])
             .await?
             .pop()
-            .ok_or(QueueError::Settle("an enqueue recorded nothing".into()))
+            .ok_or(QueueError::Record("an enqueue recorded nothing".into()))
     }
 
     /// Records many jobs in one transaction, then hands them to the transport in one
@@ -318,7 +320,7 @@ impl Queue {
             redis
                 .push(&[(Message::of(&job, job.attempts), now_ms)], now_ms)
                 .await?;
-            self.mark_pushed(&[job.id], now_ms).await;
+            self.mark_pushed(&[job.id], now_ms);
         }
         Ok(true)
     }
@@ -371,7 +373,7 @@ impl Queue {
                     .iter()
                     .map(|(message, _)| message.id)
                     .collect();
-                self.mark_pushed(&ids, now_ms).await;
+                self.mark_pushed(&ids, now_ms);
                 Ok(())
             }
         }
@@ -530,16 +532,11 @@ impl Queue {
         }
     }
 
-    /// Records a successful push. Failing to record it only means the reconciler pushes
-    /// the job once more, and a duplicate delivery is dropped at claim time.
-    async fn mark_pushed(&self, ids: &[Uuid], now_ms: i64) {
-        match &self.push_marks {
-            Some(marks) => marks.record(ids.to_vec(), now_ms),
-            None => {
-                if let Err(error) = ledger::mark_pushed(&self.store, ids, now_ms).await {
-                    tracing::warn!(%error, jobs = ids.len(), "could not record pushed jobs; the reconciler will push them again");
-                }
-            }
+    /// Records a successful push, in the background ([`PushMarks`]: there is one whenever
+    /// the transport is Redis, the only one that pushes).
+    fn mark_pushed(&self, ids: &[Uuid], now_ms: i64) {
+        if let Some(marks) = &self.push_marks {
+            marks.record(ids.to_vec(), now_ms);
         }
     }
 
@@ -671,7 +668,7 @@ impl Queue {
         if let Transport::Redis(redis) = &self.transport {
             redis.settle(&acks, &retries).await?;
             let retried: Vec<Uuid> = retries.iter().map(|(_, message, _)| message.id).collect();
-            self.mark_pushed(&retried, now_ms).await;
+            self.mark_pushed(&retried, now_ms);
         }
         Ok(())
     }
