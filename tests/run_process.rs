@@ -88,4 +88,44 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest(backend: Backend) {
     assert_eq!(count(&env, "done").await, JOBS as i64);
 }
 
-on_both_backends!(sigterm_drains_and_a_restart_finishes_the_rest);
+/// `run --workers 0` accepts jobs over HTTP and runs none: they stay queued, recorded (and
+/// pushed) for the processes with workers, which run them.
+async fn workers_0_serves_the_api_alone(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let token = [("LIFECYCLE__HTTP__API_TOKENS", "api-only-token")];
+    let mut api = Service::start_with_args(&env, &["--workers", "0"], &token, None).await;
+    let headers = [
+        ("Authorization", "Bearer api-only-token"),
+        ("Content-Type", "application/json"),
+    ];
+    for _ in 0..5 {
+        let answer = common::http_client::request(
+            api.port,
+            "POST",
+            "/v1/jobs/noop",
+            &headers,
+            br#"{"account_id": 1}"#,
+        )
+        .await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        assert!(answer.json()["job_id"].is_string(), "{answer:?}");
+    }
+    // Well past a worker's poll interval: nothing was claimed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&env, "queued").await, 5);
+    assert_eq!(count(&env, "running").await + count(&env, "done").await, 0);
+    assert!(api.terminate().success());
+
+    let mut worker = Service::start(&env, &[], None).await;
+    let started = Instant::now();
+    while count(&env, "done").await < 5 {
+        assert!(started.elapsed() < Duration::from_secs(30), "not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(worker.terminate().success());
+}
+
+on_both_backends!(
+    sigterm_drains_and_a_restart_finishes_the_rest,
+    workers_0_serves_the_api_alone
+);

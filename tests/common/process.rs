@@ -19,6 +19,16 @@ impl Service {
     /// Starts `lifecycle run` with the test's settings plus `extra` variables; its output goes
     /// to `log` (or nowhere). Waits until its HTTP port answers.
     pub async fn start(env: &TestEnv, extra: &[(&str, &str)], log: Option<&Path>) -> Service {
+        Self::start_with_args(env, &[], extra, log).await
+    }
+
+    /// [`Service::start`] with arguments after `run` (`--workers 0`).
+    pub async fn start_with_args(
+        env: &TestEnv,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Service {
         let settings = &env.app.settings;
         let backend = match settings.queue.backend {
             QueueBackend::Database => "database",
@@ -43,6 +53,7 @@ impl Service {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
         command
             .arg("run")
+            .args(args)
             .env_remove("LIFECYCLE_ENV")
             .env("DATABASE_URL", settings.database.url.expose())
             .env("REDIS_URL", settings.queue.redis_url.expose())
