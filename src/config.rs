@@ -63,6 +63,10 @@ pub struct QueueSettings {
     pub batch_size: usize,
     pub poll_interval_ms: u64,
     pub visibility_timeout_secs: u64,
+    /// How often each worker process records that it is alive.
+    pub heartbeat_interval_secs: u64,
+    /// A process silent this long is dead: another puts its jobs back at once.
+    pub heartbeat_timeout_secs: u64,
     /// How often a worker makes Redis hold every job the ledger says is queued.
     pub reconcile_interval_secs: u64,
     /// Finished (done or dead) jobs are deleted from the ledger this many days after they

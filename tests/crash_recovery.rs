@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::process::Service;
-use common::{Backend, TestEnv, World, enqueue_failed_logins, seed_world};
+use common::{Backend, TestEnv, UNEXPLAINED_ATTEMPTS, World, enqueue_failed_logins, seed_world};
 use lifecycle::store::users;
 use rand::Rng;
 
@@ -51,6 +51,14 @@ async fn applied_once_and_mailed_once(env: &TestEnv, agents: &[i64], per_agent: 
         addresses.push(user.email);
     }
     tx.commit().await.unwrap();
+    let account = env
+        .scalar("SELECT account_id FROM users WHERE id = $1", agents[0])
+        .await;
+    assert_eq!(
+        env.scalar(UNEXPLAINED_ATTEMPTS, account).await,
+        0,
+        "every attempt that did not succeed says why it ended"
+    );
     env.mail(agents.len()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let messages = env.sink.messages();
@@ -120,7 +128,76 @@ async fn three_processes_share_the_queue_and_apply_each_job_once(backend: Backen
     applied_once_and_mailed_once(&env, &agents, per_agent).await;
 }
 
+/// The default visibility timeout (300 s) and quick heartbeats: a process killed while it
+/// holds jobs is found dead by its silence, and another puts its jobs back; they run again
+/// within 30 s of the kill (SPEC §7), each attempt's end recorded.
+async fn a_killed_process_jobs_run_again_within_30_seconds(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 1).await;
+    let agents = enqueue_failed_logins(&env, &world, 20, 100).await;
+    let total = (agents.len() * 100) as i64;
+    let beats = [
+        ("LIFECYCLE__QUEUE__HEARTBEAT_INTERVAL_SECS", "2"),
+        ("LIFECYCLE__QUEUE__HEARTBEAT_TIMEOUT_SECS", "8"),
+        ("LIFECYCLE__QUEUE__CONCURRENCY", "8"),
+    ];
+    let held_sql = "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND account_id = $1";
+    let mut worker = Service::start(&env, &beats, None).await;
+    // Kill it once it holds jobs, with work left.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the worker never held a job");
+        if env.scalar(held_sql, world.account).await > 0
+            && env.scalar(DONE, world.account).await > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.kill();
+    let killed_at = Instant::now();
+    let held = held_jobs(&env, world.account).await;
+    assert!(!held.is_empty(), "the killed process held jobs");
+    let _next = Service::start(&env, &beats, None).await;
+    loop {
+        let still_held = held_jobs(&env, world.account).await;
+        // Back: no longer held by the claim the killed process made.
+        let back = held
+            .iter()
+            .filter(|claim| !still_held.contains(claim))
+            .count();
+        if back == held.len() {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "{} of {} jobs the killed process held are still held after 30 s",
+            held.len() - back,
+            held.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_all_done(&env, &world, total).await;
+    applied_once_and_mailed_once(&env, &agents, 100).await;
+}
+
+/// The claims held now: each running job and the consumer holding it.
+async fn held_jobs(env: &TestEnv, account: i64) -> Vec<(uuid::Uuid, String)> {
+    let sql = "SELECT id, locked_by FROM jobs WHERE state = 'running' AND account_id = $1
+                AND locked_by IS NOT NULL";
+    match env.store() {
+        lifecycle::store::Store::Postgres(pool) => {
+            sqlx::query_as(sql).bind(account).fetch_all(pool).await
+        }
+        lifecycle::store::Store::Sqlite(pool) => {
+            sqlx::query_as(sql).bind(account).fetch_all(pool).await
+        }
+    }
+    .unwrap()
+}
+
 on_both_backends!(
+    a_killed_process_jobs_run_again_within_30_seconds,
     kill_9_at_random_moments_loses_nothing_and_repeats_nothing,
     three_processes_share_the_queue_and_apply_each_job_once,
 );

@@ -2,6 +2,7 @@
 //! it to the workers: the ledger table itself (`database`, the embedded default) or Redis
 //! Streams (`redis`, production). Workers are apalis 1.0 workers over either.
 
+pub mod lifeline;
 pub mod redis;
 pub mod retry;
 pub mod worker;
@@ -559,7 +560,14 @@ impl Queue {
         }
         let now_ms = self.clock.now_ms();
         let stale_before = now_ms - (self.settings.visibility_timeout_secs as i64) * 1000;
-        ledger::requeue_abandoned(&self.store, None, stale_before, None).await?;
+        ledger::requeue_stale(
+            &self.store,
+            stale_before,
+            self.settings.visibility_timeout_secs,
+            now_ms,
+            None,
+        )
+        .await?;
         let created_before = now_ms - grace.as_millis() as i64;
         let mut pushed = 0;
         loop {
@@ -673,24 +681,19 @@ impl Queue {
         Ok(())
     }
 
-    /// Puts back what `consumer` claimed but did not finish (at shutdown), and what any
-    /// worker has held past the visibility timeout (it died). Redis takes over a dead
-    /// consumer's entries itself, in [`Reader::next_batch`].
-    pub async fn requeue_abandoned(&self, consumer: Option<&str>) -> Result<u64, QueueError> {
-        let stale_before =
-            self.clock.now_ms() - (self.settings.visibility_timeout_secs as i64) * 1000;
+    /// Puts back what any worker has held past the visibility timeout (it hung, or died
+    /// without a heartbeat row to tell), recording why each attempt ended.
+    pub async fn requeue_stale(&self) -> Result<u64, QueueError> {
         let now_ms = self.clock.now_ms();
-        let mut requeued = ledger::requeue_abandoned(
+        let stale_before = now_ms - (self.settings.visibility_timeout_secs as i64) * 1000;
+        Ok(ledger::requeue_stale(
             &self.store,
-            consumer,
             stale_before,
+            self.settings.visibility_timeout_secs,
+            now_ms,
             self.held_by_ledger(now_ms),
         )
-        .await?;
-        if let (Transport::Redis(redis), Some(consumer)) = (&self.transport, consumer) {
-            requeued += redis.release_pending(consumer).await?;
-        }
-        Ok(requeued)
+        .await?)
     }
 }
 
@@ -744,7 +747,7 @@ impl Reader {
                     Duration::from_secs(self.queue.settings.visibility_timeout_secs.max(4) / 4);
                 if self.last_requeue.is_none_or(|at| at.elapsed() >= every) {
                     self.last_requeue = Some(std::time::Instant::now());
-                    let requeued = self.queue.requeue_abandoned(None).await?;
+                    let requeued = self.queue.requeue_stale().await?;
                     if requeued > 0 {
                         tracing::warn!(
                             jobs = requeued,
@@ -785,17 +788,12 @@ impl Reader {
                 let ids: Vec<Uuid> = entries.iter().map(|entry| entry.message.id).collect();
                 // The read may have waited: the claim is stamped with the time it starts.
                 let now_ms = self.queue.clock.now_ms();
-                let stale_before =
-                    now_ms - (self.queue.settings.visibility_timeout_secs as i64) * 1000;
                 // Entries read are pending for this consumer: were the claim to fail for
                 // good they would wait out the visibility timeout, so a passing database
                 // failure is ridden out here, and a lasting one puts them back.
                 let (store, consumer) = (&self.queue.store, &self.consumer);
                 let claimed = match with_retries("claim delivered jobs", || async {
-                    Ok(
-                        ledger::claim_delivered(store, consumer, &ids, now_ms, stale_before)
-                            .await?,
-                    )
+                    Ok(ledger::claim_delivered(store, consumer, &ids, now_ms).await?)
                 })
                 .await
                 {

@@ -315,6 +315,33 @@ impl RedisTransport {
             released += ids.len() as u64;
         }
     }
+    /// Puts back what every consumer whose name starts with `prefix` (the consumers of one
+    /// process, dead or shutting down) left pending, and removes those consumers from the
+    /// group. Returns how many entries went back on the stream.
+    pub async fn release_consumers(&self, prefix: &str) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let consumers: redis::streams::StreamInfoConsumersReply =
+            match conn.xinfo_consumers(&self.keys.stream, GROUP).await {
+                Ok(reply) => reply,
+                // No stream or no group (Redis lost them): nobody holds anything.
+                Err(error) if matches!(error.code(), Some("NOGROUP") | Some("ERR")) => {
+                    return Ok(0);
+                }
+                Err(error) => return Err(error.into()),
+            };
+        let mut released = 0;
+        for consumer in consumers
+            .consumers
+            .iter()
+            .filter(|consumer| consumer.name.starts_with(prefix))
+        {
+            released += self.release_pending(&consumer.name).await?;
+            let _: usize = conn
+                .xgroup_delconsumer(&self.keys.stream, GROUP, &consumer.name)
+                .await?;
+        }
+        Ok(released)
+    }
 }
 
 /// One entry read from the stream.

@@ -28,6 +28,7 @@ use futures_util::{FutureExt, StreamExt, stream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
+use super::lifeline::{Lifeline, ProcessIdentity};
 use super::{AttemptResult, Delivery, Queue, QueueError, Reader};
 use crate::App;
 use crate::handlers::{self, JobContext, JobError};
@@ -38,12 +39,16 @@ pub struct LedgerBackend {
     deliveries: BoxStream<'static, Task<Delivery>>,
 }
 
+/// The deliveries every worker of a process takes from: whichever worker is free takes the
+/// next one, so no fetched job waits on a busy (or stopped) worker.
+pub type SharedDeliveries = Arc<tokio::sync::Mutex<mpsc::Receiver<Delivery>>>;
+
 impl LedgerBackend {
-    pub fn new(deliveries: mpsc::Receiver<Delivery>, settle: Settle) -> Self {
+    pub fn new(deliveries: SharedDeliveries, settle: Settle) -> Self {
         Self {
             settle,
-            deliveries: stream::unfold(deliveries, |mut deliveries| async move {
-                let delivery = deliveries.recv().await?;
+            deliveries: stream::unfold(deliveries, |deliveries| async move {
+                let delivery = deliveries.lock().await.recv().await?;
                 let task = TaskBuilder::new(delivery.clone())
                     .task_id(TaskId::from_string(delivery.job.id.to_string()))
                     .attempt(delivery.job.attempts.max(1) as usize)
@@ -65,8 +70,8 @@ impl LedgerBackend {
 /// runs to its commit; the fetcher checks for the stop between batches, and whatever it
 /// claimed but no worker started is put back by consumer name at shutdown.
 pub struct Fetcher {
-    task: tokio::task::JoinHandle<()>,
-    consumer: String,
+    /// Ends with what it claimed and could not hand over before the stop.
+    task: tokio::task::JoinHandle<Vec<Delivery>>,
 }
 
 impl Fetcher {
@@ -77,7 +82,6 @@ impl Fetcher {
         deliveries: mpsc::Sender<Delivery>,
         mut stopped: watch::Receiver<bool>,
     ) -> Self {
-        let consumer = reader.consumer().to_string();
         let task = tokio::spawn(async move {
             let mut pause = Duration::from_millis(100);
             while !*stopped.borrow() {
@@ -97,24 +101,30 @@ impl Fetcher {
                         continue;
                     }
                 };
-                for delivery in batch {
-                    tokio::select! {
-                        sent = deliveries.send(delivery) => if sent.is_err() { return },
-                        _ = stopped.changed() => return,
+                let mut batch = batch.into_iter();
+                while let Some(delivery) = batch.next() {
+                    let permit = tokio::select! {
+                        permit = deliveries.reserve() => permit,
+                        _ = stopped.changed() => Err(mpsc::error::SendError(())),
+                    };
+                    match permit {
+                        Ok(permit) => permit.send(delivery),
+                        Err(_) => return std::iter::once(delivery).chain(batch).collect(),
                     }
                 }
             }
+            Vec::new()
         });
-        Self { task, consumer }
+        Self { task }
     }
 
-    /// Waits for the fetcher to stop (after its fetch under way commits); returns its
-    /// consumer name.
-    pub async fn stopped(self) -> String {
-        if let Err(error) = self.task.await {
+    /// Waits for the fetcher to stop (after its fetch under way commits); returns what it
+    /// claimed and never handed over.
+    pub async fn stopped(self) -> Vec<Delivery> {
+        self.task.await.unwrap_or_else(|error| {
             tracing::error!(%error, "the fetcher failed");
-        }
-        self.consumer
+            Vec::new()
+        })
     }
 }
 
@@ -288,10 +298,10 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
     .await
 }
 
-/// Fetchers feeding each worker: while one waits for its claim to commit, the other's
-/// batch keeps the worker busy. Each holds at most one batch it has claimed and not handed
-/// over, so a worker holds at most `(FETCHERS_PER_WORKER + 1) * batch_size` jobs it has
-/// not started.
+/// Fetchers per worker: while one waits for its claim to commit, the other's batch keeps the
+/// workers busy. Each holds at most one batch it has claimed and not handed over, so a
+/// process holds at most `workers * (FETCHERS_PER_WORKER + 1) * batch_size` jobs it has not
+/// started.
 const FETCHERS_PER_WORKER: usize = 2;
 
 /// Runs `workers` apalis workers until `shutdown` resolves, then lets in-flight jobs finish
@@ -301,14 +311,18 @@ where
     S: Future<Output = std::io::Result<()>> + Send + 'static,
 {
     let settings = app.queue.settings.clone();
+    let workers = workers.max(1);
     let concurrency = settings.concurrency.max(1);
     let batch_size = settings.batch_size.clamp(1, concurrency);
-    let process_name = format!("{}-{}", hostname(), std::process::id());
+    let identity = ProcessIdentity::new();
 
-    // Jobs a dead worker left claimed go back now rather than after a full timeout.
-    if let Err(error) = app.queue.requeue_abandoned(None).await {
+    // Jobs held past the visibility timeout by a worker that left no heartbeat go back now.
+    if let Err(error) = app.queue.requeue_stale().await {
         tracing::warn!(%error, "could not requeue abandoned jobs at start");
     }
+    // The first beat also rescues processes that died while none was running.
+    let lifeline =
+        Lifeline::start(app.queue.clone(), identity.clone(), workers, concurrency).await?;
 
     // Fetching stops the moment the signal comes; in-flight jobs go on to finish.
     let (stop_fetching, fetching_stopped) = watch::channel(false);
@@ -319,15 +333,12 @@ where
         stop_on_signal.send_replace(true);
         result
     };
+    let (deliveries, receiver) = mpsc::channel(batch_size * workers);
+    let receiver: SharedDeliveries = Arc::new(tokio::sync::Mutex::new(receiver));
     let mut fetchers = Vec::new();
-    let mut channels = Vec::new();
-    for index in 0..workers.max(1) {
-        let (deliveries, receiver) = mpsc::channel(batch_size);
+    for worker in 0..workers {
         for fetcher in 0..FETCHERS_PER_WORKER {
-            let reader = app
-                .queue
-                .reader(format!("{process_name}-{index}-{fetcher}"))
-                .await?;
+            let reader = app.queue.reader(identity.consumer(worker, fetcher)).await?;
             fetchers.push(Fetcher::spawn(
                 reader,
                 batch_size,
@@ -335,22 +346,18 @@ where
                 fetching_stopped.clone(),
             ));
         }
-        channels.push(receiver);
     }
-    let channels = Arc::new(std::sync::Mutex::new(channels));
+    drop(deliveries);
 
     let (settle, settler) = Settler::spawn(app.queue.clone());
     let factory_app = app.clone();
+    let factory_receiver = receiver.clone();
+    let process_id = identity.id.clone();
     let monitor = Monitor::new()
-        .register(move |index| {
-            let deliveries = channels
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-                .expect("one fetcher per worker");
+        .register_n(workers, move |index, _restarts| {
             let app = factory_app.clone();
-            WorkerBuilder::new(format!("{process_name}-{index}"))
-                .backend(LedgerBackend::new(deliveries, settle.clone()))
+            WorkerBuilder::new(format!("{process_id}/{index}"))
+                .backend(LedgerBackend::new(factory_receiver.clone(), settle.clone()))
                 .concurrency(concurrency)
                 .catch_panic()
                 .build(move |delivery: Delivery| {
@@ -370,11 +377,19 @@ where
 
     // Also when the monitor ended on its own, without the signal.
     stop_fetching.send_replace(true);
+    let mut unstarted = Vec::new();
     for fetcher in fetchers {
-        let consumer = fetcher.stopped().await;
-        if let Err(error) = app.queue.requeue_abandoned(Some(&consumer)).await {
-            tracing::warn!(%error, consumer, "could not put back fetched jobs at shutdown");
+        unstarted.extend(fetcher.stopped().await.into_iter().map(|d| d.job.id));
+    }
+    {
+        let mut receiver = receiver.lock().await;
+        while let Ok(delivery) = receiver.try_recv() {
+            unstarted.push(delivery.job.id);
         }
+    }
+    lifeline.stop().await;
+    if let Err(error) = app.queue.leave(&identity, &unstarted).await {
+        tracing::warn!(%error, "could not put back fetched jobs at shutdown; another process will");
     }
     result.map_err(|error| WorkerRunError::Monitor(error.to_string()))
 }
@@ -385,14 +400,6 @@ pub enum WorkerRunError {
     Queue(#[from] QueueError),
     #[error("worker monitor: {0}")]
     Monitor(String),
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "worker".to_string())
 }
 
 /// A future that resolves on SIGINT or SIGTERM.

@@ -364,27 +364,124 @@ async fn settle(
     Ok(())
 }
 
-/// Puts back jobs a worker claimed but never finished: its own (at shutdown, `worker`) or
-/// anyone's locked before `stale_before_ms` (a worker that died).
-/// `pushed_at_ms` as in [`settle_many`].
-pub async fn requeue_abandoned(
+/// A claim being put back: the row as it was held.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct HeldRow {
+    id: Uuid,
+    attempts: i32,
+    locked_by: Option<String>,
+}
+
+/// Puts back the jobs held past the visibility timeout (claimed before `stale_before_ms`:
+/// their worker died or hung), recording for each attempt why it ended.
+/// `pushed_at_ms` as in [`settle_many`]. Returns how many.
+pub async fn requeue_stale(
     store: &Store,
-    worker: Option<&str>,
     stale_before_ms: i64,
+    visibility_timeout_secs: u64,
+    now_ms: i64,
     pushed_at_ms: Option<i64>,
 ) -> Result<u64, StoreError> {
     let mut tx = store.begin().await?;
-    let changed = execute!(
-        &mut tx,
-        "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL,
-                         pushed_at_ms = $3
-          WHERE state = 'running' AND (locked_by = $1 OR locked_at_ms < $2)",
-        worker,
-        stale_before_ms,
-        pushed_at_ms
-    )?;
+    let sql = lock_held("locked_at_ms < $1", tx.dialect());
+    let held = fetch_all!(&mut tx, HeldRow, sqlx::AssertSqlSafe(sql), stale_before_ms)?;
+    let requeued = put_back(&mut tx, &held, now_ms, pushed_at_ms, |locked_by| {
+        format!(
+            "not finished within the visibility timeout ({visibility_timeout_secs} s) by {locked_by}; put back"
+        )
+    })
+    .await?;
     tx.commit().await?;
-    Ok(changed)
+    Ok(requeued)
+}
+
+/// Puts back, in `tx`, every job held by a consumer whose name starts with `prefix` (the
+/// consumers of one process), recording `reason` as how each attempt ended.
+pub async fn requeue_held_by(
+    tx: &mut Tx,
+    prefix: &str,
+    reason: &str,
+    now_ms: i64,
+    pushed_at_ms: Option<i64>,
+) -> Result<u64, StoreError> {
+    let sql = lock_held("substr(locked_by, 1, length($1)) = $1", tx.dialect());
+    let held = fetch_all!(&mut *tx, HeldRow, sqlx::AssertSqlSafe(sql), prefix)?;
+    put_back(tx, &held, now_ms, pushed_at_ms, |locked_by| {
+        format!("{reason} (held by {locked_by}); put back")
+    })
+    .await
+}
+
+/// Gives back claims that never started (fetched ahead, then the worker stopped): the
+/// attempt they counted did not happen, so it is uncounted. Only rows still claimed by a
+/// consumer starting with `prefix` change. `pushed_at_ms` as in [`settle_many`].
+pub async fn unclaim(
+    store: &Store,
+    ids: &[Uuid],
+    prefix: &str,
+    pushed_at_ms: Option<i64>,
+) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut unclaimed = 0;
+    for id in ids {
+        unclaimed += execute!(
+            &mut tx,
+            "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL,
+                             attempts = attempts - 1, pushed_at_ms = $3
+              WHERE id = $1 AND state = 'running' AND substr(locked_by, 1, length($2)) = $2",
+            *id,
+            prefix,
+            pushed_at_ms
+        )?;
+    }
+    tx.commit().await?;
+    Ok(unclaimed)
+}
+
+/// The running rows matching `condition` (over `$1`), locked on PostgreSQL so that a
+/// worker settling one meanwhile is waited for and the row re-read.
+fn lock_held(condition: &str, dialect: Dialect) -> String {
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    format!(
+        "SELECT id, attempts, locked_by FROM jobs WHERE state = 'running' AND {condition}{lock}"
+    )
+}
+
+/// Queues `held` again, each attempt's end recorded with the reason `reason_of` gives for
+/// its holder. Returns how many.
+async fn put_back(
+    tx: &mut Tx,
+    held: &[HeldRow],
+    now_ms: i64,
+    pushed_at_ms: Option<i64>,
+    reason_of: impl Fn(&str) -> String,
+) -> Result<u64, StoreError> {
+    for row in held {
+        let reason = reason_of(row.locked_by.as_deref().unwrap_or("an unknown worker"));
+        execute!(
+            &mut *tx,
+            "INSERT INTO job_attempt_errors (job_id, attempt, error, permanent, at_ms)
+             VALUES ($1, $2, $3, FALSE, $4)
+             ON CONFLICT (job_id, attempt) DO NOTHING",
+            row.id,
+            row.attempts,
+            reason.as_str(),
+            now_ms
+        )?;
+        execute!(
+            &mut *tx,
+            "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL,
+                             pushed_at_ms = $2, last_error = $3
+              WHERE id = $1",
+            row.id,
+            pushed_at_ms,
+            reason.as_str()
+        )?;
+    }
+    Ok(held.len() as u64)
 }
 
 /// Queues a job again for `now_ms`, whatever its state; its attempts and errors stay.
@@ -515,18 +612,18 @@ pub async fn mark_pushed_in(tx: &mut Tx, ids: &[Uuid], now_ms: i64) -> Result<()
     Ok(())
 }
 
-/// Claims, for `worker`, the jobs of a batch the transport delivered: those still queued,
-/// and those whose worker has held them since before `stale_before_ms` (it died). A job the
-/// transport delivered twice (pushed again by the reconciler), or one finished meanwhile, is
-/// not returned: the caller drops its delivery, so a job never runs twice at once. Rows
-/// this very claim took (same worker, same `now_ms`) are returned again: a retry after a
-/// commit whose answer was lost gets them back rather than dropping them.
+/// Claims, for `worker`, the jobs of a batch the transport delivered: those still queued.
+/// A job the transport delivered twice (pushed again by the reconciler), one finished
+/// meanwhile, or one still held by a worker presumed dead (the rescue puts it back first,
+/// recording why its attempt ended) is not returned: the caller drops its delivery, so a job
+/// never runs twice at once. Rows this very claim took (same worker, same `now_ms`) are
+/// returned again: a retry after a commit whose answer was lost gets them back rather than
+/// dropping them.
 pub async fn claim_delivered(
     store: &Store,
     worker: &str,
     ids: &[Uuid],
     now_ms: i64,
-    stale_before_ms: i64,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -536,30 +633,27 @@ pub async fn claim_delivered(
                                               AND locked_at_ms = $2
                                          THEN attempts ELSE attempts + 1 END";
     const CLAIMABLE: &str = "(state = 'queued'
-                 OR (state = 'running' AND locked_at_ms < $3)
                  OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))
           RETURNING id, kind, payload, attempts, max_attempts";
     match store {
         // One statement, committed on its own: no BEGIN and COMMIT round trips, and one
         // prepared statement whatever the batch size.
         Store::Postgres(pool) => Ok(sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(format!(
-            "{SET} WHERE id = ANY($4) AND {CLAIMABLE}"
+            "{SET} WHERE id = ANY($3) AND {CLAIMABLE}"
         )))
         .bind(worker)
         .bind(now_ms)
-        .bind(stale_before_ms)
         .bind(ids)
         .fetch_all(pool)
         .await?),
         Store::Sqlite(pool) => {
             let sql = format!(
                 "{SET} WHERE id IN ({}) AND {CLAIMABLE}",
-                placeholders(4, ids.len())
+                placeholders(3, ids.len())
             );
             let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
                 .bind(worker)
-                .bind(now_ms)
-                .bind(stale_before_ms);
+                .bind(now_ms);
             for id in ids {
                 query = query.bind(*id);
             }

@@ -17,6 +17,7 @@ pub mod records;
 pub mod seed;
 pub mod teams;
 pub mod users;
+pub mod workers;
 
 use std::str::FromStr;
 use std::time::Duration;

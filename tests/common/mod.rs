@@ -437,13 +437,18 @@ impl TestEnv {
 
     /// Starts one apalis worker in this process.
     pub fn start_worker(&mut self) {
+        self.start_workers(1)
+    }
+
+    /// Starts `workers` apalis workers in this process (`lifecycle run --workers N`).
+    pub fn start_workers(&mut self, workers: usize) {
         if self.worker.is_some() {
             return;
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = self.app.clone();
         let handle = tokio::spawn(async move {
-            worker::run_until(app, 1, async move {
+            worker::run_until(app, workers, async move {
                 let _ = stopped.await;
                 Ok(())
             })
@@ -699,3 +704,12 @@ fn migrations_hash() -> u64 {
     }
     hasher.finish()
 }
+
+/// Jobs of account `$1` with an attempt nobody said the end of: a done job must have an
+/// error row for each attempt before the last, a dead one for every attempt.
+pub const UNEXPLAINED_ATTEMPTS: &str = "SELECT COUNT(*) FROM jobs j
+     WHERE j.account_id = $1
+       AND ((j.state = 'done' AND (SELECT COUNT(*) FROM job_attempt_errors e
+                                    WHERE e.job_id = j.id) < j.attempts - 1)
+         OR (j.state = 'dead' AND (SELECT COUNT(*) FROM job_attempt_errors e
+                                    WHERE e.job_id = j.id) < j.attempts))";
