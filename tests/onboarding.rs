@@ -10,7 +10,7 @@ use common::smtp_sink::ReceivedMessage;
 use common::{Backend, TestEnv, World, seed_world};
 use lifecycle::domain::credentials::verify_password;
 use lifecycle::store::{audit, emails, ledger, seed, teams, users};
-use lifecycle_jobs::{Actor, ConfirmUser, CreateUser, UserKind, sha256_hex};
+use lifecycle_jobs::{Actor, ConfirmUser, CreateUser, RecordLogin, UserKind, sha256_hex};
 
 fn create(world: &World, first_name: &str, email: &str, language: &str) -> CreateUser {
     CreateUser {
@@ -443,7 +443,38 @@ async fn user_values_are_escaped_in_html_only(backend: Backend) {
     assert_eq!(mail[0].header("Content-Language").as_deref(), Some("fr"));
 }
 
+/// Failures counted while the user was pending do not survive confirmation: it starts a
+/// clean count, and one typo afterwards does not lock.
+async fn confirmation_starts_a_clean_failed_login_count(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    env.run(&create(&world, "Rui", "rui@acme.test", "pt")).await;
+    let credentials = credentials_in(&env.mail(1).await[0]);
+    let failure = RecordLogin {
+        account_id: world.account,
+        user_id: credentials.user_id,
+        succeeded: false,
+        at: None,
+    };
+    for _ in 0..6 {
+        assert_eq!(env.run(&failure).await.state, "done");
+    }
+    let failures = "SELECT CAST(failed_logins AS BIGINT) FROM users WHERE id = $1";
+    assert_eq!(env.scalar(failures, credentials.user_id).await, 6);
+    assert_eq!(confirm(&mut env, &credentials).await.state, "done");
+    assert_eq!(env.scalar(failures, credentials.user_id).await, 0);
+    assert_eq!(env.run(&failure).await.state, "done");
+    let mut tx = env.tx().await;
+    let user = users::find(&mut tx, credentials.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((user.status.as_str(), user.failed_logins), ("active", 1));
+}
+
 on_both_backends!(
+    confirmation_starts_a_clean_failed_login_count,
     create_user_emails_credentials_that_confirm_the_account,
     confirmation_link_expires_after_its_time,
     a_wrong_or_foreign_token_confirms_nobody,

@@ -222,12 +222,14 @@ pub async fn set_temporary_password(
     Ok(())
 }
 
-/// `pending -> active`: confirmed now; the idle clock starts now. Returns whether it changed.
+/// `pending -> active`: confirmed now; the idle clock starts now, and so does the count of
+/// failed sign-ins (failures while pending were someone guessing at a password the user had
+/// not yet chosen; one typo after confirming must not lock). Returns whether it changed.
 pub async fn confirm(tx: &mut Tx, stamp: &AuditStamp, user_id: i64) -> Result<bool, StoreError> {
     let changed = execute!(
         tx,
         "UPDATE users SET status = 'active', confirmed_at = $2, last_activity_at = $2,
-                          updated_at = $2
+                          failed_logins = 0, updated_at = $2
           WHERE id = $1 AND status = 'pending'",
         user_id,
         stamp.at
