@@ -9,14 +9,18 @@ use crate::domain::guards;
 use crate::domain::seats::check_free_seat;
 use crate::domain::user::UserStatus;
 use crate::queue::AfterCommit;
-use crate::store::Tx;
 use crate::store::audit::{self, AuditStamp};
 use crate::store::licenses::{self, LicenseRow};
+use crate::store::{Tx, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
+    // The user's status is read under its row lock: a deactivation of the same user either
+    // committed before (then this one is refused) or waits until this one commits (then it
+    // sees the license and puts it in `releasing`).
+    users::lock_in_account(&mut tx, job.account_id, &[job.user_id]).await?;
     let Parties { target, actor, .. } =
         load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
@@ -27,7 +31,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outc
         )));
     }
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    let held = licenses::live_for_user(&mut tx, target.id).await?;
+    let held = licenses::live_for_user_locked(&mut tx, target.id).await?;
     let change = take_license(&mut tx, &stamp, target.id, &job.country, held.as_ref()).await?;
     ctx.commit_applied(tx, ActivateSalesperson::NAME, AfterCommit::default())
         .await?;
@@ -52,7 +56,8 @@ pub enum LicenseChange {
 
 /// Gives the user an active license in `country`: keeps one they hold, reclaims one still
 /// `releasing` there (no second seat, no double charge), or takes a free seat of the pool.
-/// Shared with ReactivateUser.
+/// Shared with ReactivateUser. `held` is the user's live license as read with its row
+/// locked ([`licenses::live_for_user_locked`]), after the user's row.
 pub async fn take_license(
     tx: &mut Tx,
     stamp: &AuditStamp,
@@ -65,7 +70,11 @@ pub async fn take_license(
             Ok(LicenseChange::AlreadyActive)
         }
         Some(license) if license.country == country => {
-            licenses::reclaim(tx, license.id).await?;
+            if !licenses::reclaim(tx, license.id).await? {
+                // No longer `releasing` (released since it was read): the seat is gone,
+                // so this is a newcomer taking a free seat, if one is left.
+                return take_free_seat(tx, stamp, user_id, country).await;
+            }
             let detail = serde_json::json!({
                 "state": { "from": "releasing", "to": "active" },
                 "release_at_was": license.release_at,
@@ -86,30 +95,38 @@ pub async fn take_license(
             "user {user_id} holds a license in {} ({}); one license per user: it must be released before one in {country} is taken",
             license.country, license.state
         ))),
-        None => {
-            // Takers of one pool queue on its row here; the count below then sees every
-            // seat a job before us took.
-            let seats = licenses::lock_pool(tx, stamp.account_id, country).await?;
-            let taken = licenses::seats_taken(tx, stamp.account_id, country).await?;
-            check_free_seat(country, seats, taken)?;
-            let license_id =
-                licenses::insert_active(tx, stamp.account_id, user_id, country, stamp.at).await?;
-            let detail = serde_json::json!({
-                "state": "active",
-                "user_id": user_id,
-                "country": country,
-                "seats_taken": taken + 1,
-            });
-            audit::record(
-                tx,
-                stamp,
-                "salesperson_license",
-                license_id,
-                "activated",
-                &detail.to_string(),
-            )
-            .await?;
-            Ok(LicenseChange::Took)
-        }
+        None => take_free_seat(tx, stamp, user_id, country).await,
     }
+}
+
+/// Takes a free seat of the pool of `country` for a user who holds no live license.
+async fn take_free_seat(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    user_id: i64,
+    country: &str,
+) -> Result<LicenseChange, JobError> {
+    // Takers of one pool queue on its row here; the count below then sees every seat a
+    // job before us took.
+    let seats = licenses::lock_pool(tx, stamp.account_id, country).await?;
+    let taken = licenses::seats_taken(tx, stamp.account_id, country).await?;
+    check_free_seat(country, seats, taken)?;
+    let license_id =
+        licenses::insert_active(tx, stamp.account_id, user_id, country, stamp.at).await?;
+    let detail = serde_json::json!({
+        "state": "active",
+        "user_id": user_id,
+        "country": country,
+        "seats_taken": taken + 1,
+    });
+    audit::record(
+        tx,
+        stamp,
+        "salesperson_license",
+        license_id,
+        "activated",
+        &detail.to_string(),
+    )
+    .await?;
+    Ok(LicenseChange::Took)
 }

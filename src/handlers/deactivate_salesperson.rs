@@ -15,12 +15,17 @@ use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
 use crate::store::licenses::LicenseRow;
 use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
-use crate::store::{Tx, accounts, audit, licenses};
+use crate::store::{Tx, accounts, audit, licenses, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
+    // Lock before reading what the guards decide on: the user (and the one receiving the
+    // contacts, who must stay active), then the license, then the pool (in G3).
+    let mut locked = vec![job.user_id];
+    locked.extend(job.reassign_contacts_to);
+    users::lock_in_account(&mut tx, job.account_id, &locked).await?;
 
     let Parties {
         account,
@@ -30,7 +35,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     guards::actor_outranks_or_equals(actor.as_ref(), &target)?;
 
-    let license = licenses::live_for_user(&mut tx, target.id)
+    let license = licenses::live_for_user_locked(&mut tx, target.id)
         .await?
         .ok_or_else(|| {
             JobError::Precondition(format!("user {} holds no salesperson license", target.id))
@@ -70,12 +75,16 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
     Ok(Outcome::Applied)
 }
 
-/// G3 for the license about to be removed.
+/// G3 for the license about to be removed (its row locked by the caller). The pool of
+/// its country is locked first: two jobs removing the last two licenses of a country
+/// would otherwise each count the other's as still active, and both pass. The second
+/// waits here until the first commits, then counts what it left.
 pub async fn check_not_last_license_with_phones(
     tx: &mut Tx,
     account_id: i64,
     license: &LicenseRow,
 ) -> Result<(), JobError> {
+    licenses::lock_pool(tx, account_id, &license.country).await?;
     let active_in_country = licenses::count_active_in(tx, account_id, &license.country).await?;
     let phones_in_country =
         accounts::active_phone_numbers_in(tx, account_id, &license.country).await?;
@@ -97,13 +106,21 @@ pub async fn apply_effects(
     contacts_to: Option<i64>,
 ) -> Result<AfterCommit, JobError> {
     let mut after_commit = AfterCommit::default();
-    if let Some(license) = license.filter(|license| license.state == "active") {
-        let release_at = current_cycle_end(
-            stamp.at,
-            account.time_zone(),
-            account.billing_anchor_day.clamp(1, 31) as u32,
-        );
-        licenses::start_releasing(tx, license.id, release_at).await?;
+    let release_at = current_cycle_end(
+        stamp.at,
+        account.time_zone(),
+        account.billing_anchor_day.clamp(1, 31) as u32,
+    );
+    // The license goes `releasing` only if it still is `active` (the callers hold its row
+    // locked, so it is): when it is not, another job released it already, and this one
+    // writes no audit row and schedules no release claiming it did.
+    let started = match license.filter(|license| license.state == "active") {
+        Some(license) => licenses::start_releasing(tx, license.id, release_at)
+            .await?
+            .then_some(license),
+        None => None,
+    };
+    if let Some(license) = started {
         let detail = serde_json::json!({
             "state": { "from": "active", "to": "releasing" },
             "release_at": release_at,

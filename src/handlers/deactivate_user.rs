@@ -22,6 +22,12 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
+    // Lock before reading what the guards decide on: the user (and the one named to
+    // receive their records, who must stay active), then the license, then the pool (G3).
+    // An activation or reactivation of the same user waits for this job, or this for it.
+    let mut locked = vec![job.user_id];
+    locked.extend(job.reassign_to);
+    users::lock_in_account(&mut tx, job.account_id, &locked).await?;
     let Parties {
         account,
         target,
@@ -40,7 +46,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
     guards::actor_outranks_or_equals(actor.as_ref(), &target)?;
     let led_teams = teams::led_team_names(&mut tx, target.id).await?;
     guards::leads_no_team(target.id, &led_teams)?;
-    let license = licenses::live_for_user(&mut tx, target.id).await?;
+    let license = licenses::live_for_user_locked(&mut tx, target.id).await?;
     if let Some(license) = license.as_ref().filter(|l| l.state == "active") {
         check_not_last_license_with_phones(&mut tx, job.account_id, license).await?;
     }

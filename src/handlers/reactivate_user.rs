@@ -19,6 +19,11 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, 
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
+    // Locks in the order every handler takes them: the user, then (below) the license,
+    // then the pool. A ReleaseLicense of the user's `releasing` license either committed
+    // before the license is read here (then it is `released`, and a free seat is taken
+    // instead) or waits until this job commits (then it finds the license reclaimed).
+    users::lock_in_account(&mut tx, job.account_id, &[job.user_id]).await?;
     let Parties {
         account,
         target,
@@ -66,7 +71,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, 
         .await?;
     }
     if let Some(country) = &job.license_country {
-        let held = licenses::live_for_user(&mut tx, user.id).await?;
+        let held = licenses::live_for_user_locked(&mut tx, user.id).await?;
         take_license(&mut tx, &stamp, user.id, country, held.as_ref()).await?;
     }
     ctx.commit_applied(tx, ReactivateUser::NAME, after_commit)

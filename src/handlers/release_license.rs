@@ -11,7 +11,9 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, 
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
-    let license = licenses::find(&mut tx, job.license_id)
+    // Locked: a reclaim of this license either committed before (it is `active` now, and
+    // this is a no-op) or waits until this job commits (and finds it `released`).
+    let license = licenses::find_locked(&mut tx, job.license_id)
         .await?
         .filter(|license| license.account_id == job.account_id)
         .ok_or_else(|| {
@@ -30,19 +32,25 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, 
             )));
         }
         ("releasing", _) => {
-            licenses::release_if_due(&mut tx, license.id, now).await?;
-            let stamp = ctx.audit_stamp(job.account_id, Actor::System);
-            let detail = serde_json::json!({ "state": { "from": "releasing", "to": "released" } });
-            audit::record(
-                &mut tx,
-                &stamp,
-                "salesperson_license",
-                license.id,
-                "released",
-                &detail.to_string(),
-            )
-            .await?;
-            Outcome::Applied
+            if licenses::release_if_due(&mut tx, license.id, now).await? {
+                let stamp = ctx.audit_stamp(job.account_id, Actor::System);
+                let detail =
+                    serde_json::json!({ "state": { "from": "releasing", "to": "released" } });
+                audit::record(
+                    &mut tx,
+                    &stamp,
+                    "salesperson_license",
+                    license.id,
+                    "released",
+                    &detail.to_string(),
+                )
+                .await?;
+                Outcome::Applied
+            } else {
+                // Read `releasing`, yet not released by this statement (no `release_at`):
+                // nothing was freed, so no "released" row says it was.
+                Outcome::NothingToDo(format!("license {} was not released", license.id))
+            }
         }
         (state, _) => Outcome::NothingToDo(format!("license {} is {state}", license.id)),
     };

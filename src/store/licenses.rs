@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, Tx, execute, fetch_optional, fetch_scalar};
+use super::{Dialect, StoreError, Tx, execute, fetch_optional, fetch_scalar};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LicenseRow {
@@ -24,6 +24,44 @@ pub async fn live_for_user(tx: &mut Tx, user_id: i64) -> Result<Option<LicenseRo
            FROM salesperson_licenses WHERE user_id = $1 AND state IN ('active', 'releasing')",
         user_id
     )
+}
+
+/// The user's live license, its row locked until the transaction ends: what a job reads
+/// here (`active` or `releasing`) stays true until it commits. A release that committed
+/// while this waited is seen: the row is then `released` and not returned. Callers lock
+/// the user first (see [`super::users::lock_in_account`]), then this, then the pool.
+pub async fn live_for_user_locked(
+    tx: &mut Tx,
+    user_id: i64,
+) -> Result<Option<LicenseRow>, StoreError> {
+    match tx.dialect() {
+        Dialect::Postgres => fetch_optional!(
+            tx,
+            LicenseRow,
+            "SELECT id, account_id, user_id, country, state, release_at, released_at
+               FROM salesperson_licenses
+              WHERE user_id = $1 AND state IN ('active', 'releasing')
+                FOR UPDATE",
+            user_id
+        ),
+        // The job's write transaction is already exclusive.
+        Dialect::Sqlite => live_for_user(tx, user_id).await,
+    }
+}
+
+/// The license `license_id`, its row locked until the transaction ends (the latest
+/// committed version: a reclaim that committed while this waited is seen).
+pub async fn find_locked(tx: &mut Tx, license_id: i64) -> Result<Option<LicenseRow>, StoreError> {
+    match tx.dialect() {
+        Dialect::Postgres => fetch_optional!(
+            tx,
+            LicenseRow,
+            "SELECT id, account_id, user_id, country, state, release_at, released_at
+               FROM salesperson_licenses WHERE id = $1 FOR UPDATE",
+            license_id
+        ),
+        Dialect::Sqlite => find(tx, license_id).await,
+    }
 }
 
 pub async fn find(tx: &mut Tx, license_id: i64) -> Result<Option<LicenseRow>, StoreError> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::audit::{AuditStamp, record};
-use super::{StoreError, Tx, execute, fetch_all, fetch_optional};
+use super::{Dialect, StoreError, Tx, execute, fetch_all, fetch_optional};
 use crate::domain::user::{LockReason, Person, UserStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,6 +37,41 @@ pub async fn find_person(tx: &mut Tx, user_id: i64) -> Result<Option<Person>, St
         role_rank: row.rank,
         may_manage_users: row.can_manage_users,
     }))
+}
+
+/// Locks the rows of the users `user_ids` of `account_id` until the transaction ends, in
+/// ascending id order, so that a job deciding on a user's status (or on what a user holds)
+/// reads it after every job before it on that user committed, and waits for it otherwise.
+/// Every handler locks users first, then licenses, then pools: one order, so two jobs
+/// never wait on each other in a cycle. Ids of other accounts, or unknown, lock nothing
+/// (the handler then reports them as not found).
+///
+/// PostgreSQL: `FOR NO KEY UPDATE`, the lock an `UPDATE users` takes anyway; unlike
+/// `FOR UPDATE` it leaves alone the key-share locks of rows that merely reference the user
+/// (a contact or an opportunity handed to them), which would otherwise wait here, or
+/// deadlock with a job handing records the other way. SQLite: nothing to do, the job's
+/// `BEGIN IMMEDIATE` transaction already holds the database's only write lock.
+pub async fn lock_in_account(
+    tx: &mut Tx,
+    account_id: i64,
+    user_ids: &[i64],
+) -> Result<(), StoreError> {
+    if tx.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    let mut ids = user_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        fetch_optional!(
+            tx,
+            (i64,),
+            "SELECT id FROM users WHERE id = $1 AND account_id = $2 FOR NO KEY UPDATE",
+            id,
+            account_id
+        )?;
+    }
+    Ok(())
 }
 
 /// A user's row, as handlers and emails need it.
