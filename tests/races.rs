@@ -17,7 +17,7 @@ use lifecycle::store::ledger::JobRecord;
 use lifecycle::store::{licenses, seed, users};
 use lifecycle_jobs::{
     ActivateSalesperson, Actor, DeactivateSalesperson, DeactivateUser, ReactivateUser,
-    ReleaseLicense,
+    ReassignRecords, ReleaseLicense,
 };
 
 const ROUNDS: usize = 30;
@@ -340,7 +340,78 @@ async fn a_reclaim_racing_the_release_tells_the_truth(backend: Backend) {
     }
 }
 
+const RECORDS_HELD: &str = "SELECT
+       (SELECT COUNT(*) FROM opportunities WHERE owner_id = $1)
+     + (SELECT COUNT(*) FROM contacts WHERE assignee_id = $1)
+     + (SELECT COUNT(*) FROM tasks WHERE assignee_id = $1 AND state <> 'completed')";
+
+/// G5 under concurrency: records handed to a user while that user is deactivated. Either
+/// the hand-over ran first (the deactivation then moved the records on) or it is refused
+/// because the receiver is no longer active; a deactivated user never ends holding records.
+async fn records_handed_to_a_user_being_deactivated_never_stay_with_them(backend: Backend) {
+    let mut env = start(backend).await;
+    const PAIRS: usize = 4;
+    for round in 0..ROUNDS {
+        let world = seed_world(&env, 1).await;
+        let mut pairs = Vec::new();
+        let mut requests = Vec::new();
+        for n in 0..PAIRS {
+            let giver = seed_agent(&env, &world, &format!("G{round}x{n}"), "en").await;
+            let receiver = seed_agent(&env, &world, &format!("T{round}x{n}"), "en").await;
+            let mut tx = env.tx().await;
+            let now = env.clock.now();
+            seed::opportunity(&mut tx, world.account, giver, "Deal", now)
+                .await
+                .unwrap();
+            seed::contact(&mut tx, world.account, Some(giver), "Client", now)
+                .await
+                .unwrap();
+            seed::task(&mut tx, world.account, Some(giver), "Call", "created", now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let reassign = request(&ReassignRecords {
+                account_id: world.account,
+                from_user_id: giver,
+                to_user_id: receiver,
+                actor: Actor::User(world.admin),
+            });
+            let deactivate = request(&deactivate_user(&world, receiver));
+            if n % 2 == 0 {
+                requests.extend([reassign, deactivate]);
+            } else {
+                requests.extend([deactivate, reassign]);
+            }
+            pairs.push((giver, receiver));
+        }
+        let records = run_together(&mut env, requests).await;
+        for (n, ((giver, receiver), jobs)) in pairs.iter().zip(records.chunks(2)).enumerate() {
+            let (reassign, deactivation) = if n % 2 == 0 {
+                (&jobs[0], &jobs[1])
+            } else {
+                (&jobs[1], &jobs[0])
+            };
+            let context = format!("round {round}, {giver} -> {receiver}");
+            assert_eq!(deactivation.state, "done", "{context}: {deactivation:?}");
+            assert_eq!(
+                env.scalar(RECORDS_HELD, *receiver).await,
+                0,
+                "{context}: a deactivated user holds records (hand-over {reassign:?})"
+            );
+            match reassign.state.as_str() {
+                "done" => assert_eq!(env.scalar(RECORDS_HELD, *giver).await, 0, "{context}"),
+                "dead" => {
+                    assert_eq!(reassign.attempts, 1, "{context}: refusals are final");
+                    assert_eq!(env.scalar(RECORDS_HELD, *giver).await, 3, "{context}");
+                }
+                other => panic!("{context}: hand-over ended {other}: {reassign:?}"),
+            }
+        }
+    }
+}
+
 on_both_backends!(
+    records_handed_to_a_user_being_deactivated_never_stay_with_them,
     racing_removals_of_the_last_two_licenses_with_phones_leave_one,
     an_activation_racing_a_deactivation_never_leaves_a_deactivated_salesperson,
     a_reclaim_racing_the_release_tells_the_truth,

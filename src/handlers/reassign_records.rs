@@ -6,12 +6,16 @@ use lifecycle_jobs::{Job, ReassignRecords};
 use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::guards;
 use crate::queue::AfterCommit;
-use crate::store::records;
+use crate::store::{records, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &ReassignRecords) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
+    // G5 reads the receiver's status: both users stay as read until this commits (a
+    // deactivation of the receiver waits, then moves these records on), in the order
+    // every handler locks users.
+    users::lock_in_account(&mut tx, job.account_id, &[job.from_user_id, job.to_user_id]).await?;
     let Parties { target, actor, .. } =
         load_parties(&mut tx, job.account_id, job.from_user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
