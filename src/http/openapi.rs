@@ -1,8 +1,8 @@
 //! The OpenAPI document of the enqueue API, generated from the Rust types: the response
 //! and error types of [`super::api`] and the payload types of `lifecycle-jobs` (its
 //! `utoipa` feature). One `POST /v1/jobs/<slug>` per public job kind, with that kind's
-//! payload; internal kinds (mail delivery, seat release, no-op) are not enqueued over HTTP
-//! and are not in it.
+//! payload. Internal kinds (mail delivery, seat release, no-op) are not enqueued over HTTP:
+//! they have no path, only their payload schemas (what the ledger and the outbox hold).
 
 use std::sync::OnceLock;
 
@@ -10,8 +10,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
     ActivateSalesperson, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued,
-    Job, JobStatus, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity, RecordLogin,
-    UnlockUser,
+    Job, JobStatus, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
+    RecordLogin, ReleaseLicense, SendEmail, UnlockUser,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -48,7 +48,11 @@ const BEARER: &str = "bearer";
         UnlockUser,
         RecordLogin,
         RecordActivity,
-        PurchaseMade
+        PurchaseMade,
+        // Internal kinds: schemas only, no path.
+        ReleaseLicense,
+        SendEmail,
+        Noop
     )),
     modifiers(&BearerScheme, &EnqueuePaths)
 )]
