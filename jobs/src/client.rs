@@ -6,7 +6,7 @@
 //! use lifecycle_jobs::client::Client;
 //! use lifecycle_jobs::{Actor, DeactivateUser};
 //!
-//! let client = Client::new("http://lifecycle.internal:8080", "token-from-http.api_tokens");
+//! let client = Client::new("http://lifecycle.internal:8080", "the-service-token");
 //! let job = DeactivateUser {
 //!     account_id: 1,
 //!     user_id: 42,
@@ -98,8 +98,8 @@ struct ErrorBody {
 }
 
 impl Client {
-    /// A client of the service at `base_url` (`http://host:port`) with one of its
-    /// `http.api_tokens`.
+    /// A client of the service at `base_url` (`http://host:port`) with the caller's service
+    /// token (its `[[http.tokens]]` scope applies).
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
