@@ -161,6 +161,16 @@ impl Holder {
     }
 }
 
+/// A holder found for a taken key: by internal key, or by account and producer key.
+#[derive(Debug, sqlx::FromRow)]
+struct KeyHolder {
+    account_id: Option<i64>,
+    internal_key: Option<String>,
+    caller_key: Option<String>,
+    #[sqlx(flatten)]
+    holder: Holder,
+}
+
 /// The job holding `key` in `account_id` (a producer's key) or in the whole ledger (an
 /// internal one).
 async fn holder(
@@ -320,33 +330,27 @@ async fn insert_many_pg(
             .filter_map(|job| Some((job.account_id, job.idempotency_key.as_ref()?.caller()?)))
             .map(|(account, key)| (account, key.to_string()))
             .unzip();
-        let rows: Vec<(
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Uuid,
-            String,
-            String,
-        )> = sqlx::query_as(
-            "SELECT NULL::int8, idempotency_key, NULL::text, id, kind, payload FROM jobs
-                  WHERE idempotency_key = ANY($1)
-                 UNION ALL
-                 SELECT jobs.account_id, NULL::text, jobs.caller_key, id, kind, payload
-                   FROM jobs JOIN UNNEST($2::int8[], $3::text[]) AS taken (account_id, caller_key)
-                     ON jobs.account_id = taken.account_id AND jobs.caller_key = taken.caller_key",
+        let rows: Vec<KeyHolder> = sqlx::query_as(
+            "SELECT NULL::int8 AS account_id, idempotency_key AS internal_key,
+                    NULL::text AS caller_key, id, kind, payload
+               FROM jobs WHERE idempotency_key = ANY($1)
+             UNION ALL
+             SELECT jobs.account_id, NULL::text, jobs.caller_key, id, kind, payload
+               FROM jobs JOIN UNNEST($2::int8[], $3::text[]) AS taken (account_id, caller_key)
+                 ON jobs.account_id = taken.account_id AND jobs.caller_key = taken.caller_key",
         )
         .bind(&internal)
         .bind(&accounts)
         .bind(&callers)
         .fetch_all(&mut *connection)
         .await?;
-        for (account_id, internal, caller, id, kind, payload) in rows {
-            let place = match (internal, caller) {
+        for row in rows {
+            let place = match (row.internal_key, row.caller_key) {
                 (Some(key), _) => (None, IdempotencyKey::Internal(key)),
-                (None, Some(key)) => (account_id, IdempotencyKey::Caller(key)),
+                (None, Some(key)) => (row.account_id, IdempotencyKey::Caller(key)),
                 (None, None) => continue,
             };
-            holders.insert(place, Holder { id, kind, payload });
+            holders.insert(place, row.holder);
         }
     }
     jobs.iter()
