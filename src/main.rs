@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use lifecycle::clock::Clock;
 use lifecycle::config::Settings;
-use lifecycle::queue::{EnqueueRequest, worker};
+use lifecycle::queue::{EnqueueRequest, IdempotencyKey, worker};
 use lifecycle::store::ledger;
 use lifecycle::{App, demo, http};
 use lifecycle_jobs::{Actor, DeactivateSalesperson, DeactivateUser, Job, ReassignRecords};
@@ -42,9 +42,15 @@ enum Command {
     Enqueue {
         #[command(subcommand)]
         job: EnqueueCommand,
-        /// The same key twice enqueues once.
+        /// The same key twice enqueues once; scoped to the job's account, like the keys
+        /// sent over HTTP. Used with another job it is refused, and nothing is enqueued.
         #[arg(long, global = true)]
         idempotency_key: Option<String>,
+    },
+    /// Service tokens of the HTTP API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Inspect the job ledger.
     Jobs {
@@ -112,7 +118,9 @@ enum EnqueueCommand {
 impl EnqueueCommand {
     /// The job, validated, as the queue takes it.
     fn into_request(self, idempotency_key: Option<String>) -> anyhow::Result<EnqueueRequest> {
-        fn checked<J: Job>(job: J, key: Option<String>) -> anyhow::Result<EnqueueRequest> {
+        // An operator's key is a producer's key: scoped to the account, never internal.
+        let idempotency_key = idempotency_key.map(IdempotencyKey::Caller);
+        fn checked<J: Job>(job: J, key: Option<IdempotencyKey>) -> anyhow::Result<EnqueueRequest> {
             job.validate()?;
             Ok(EnqueueRequest::for_job(&job, key)?)
         }
@@ -177,6 +185,42 @@ impl EnqueueCommand {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a random token: prints it once, and the `[[http.tokens]]` entry that holds only
+    /// its digest. Give the token to the service; keep it nowhere else.
+    New {
+        /// Who will hold it (`auth-service`): letters, digits, `-`, `_`, `.`.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// The token and the configuration entry `token new` prints.
+fn new_token(name: &str) -> anyhow::Result<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("invalid --name {name:?}: use letters, digits, '-', '_' and '.'");
+    }
+    let (token, digest) = http::api::new_service_token();
+    Ok(format!(
+        "token for {name} (shown once: hand it to the service, store it nowhere else):\n\
+         \n    {token}\n\n\
+         its entry for the configuration file (only the digest; grant what it needs):\n\
+         \n[[http.tokens]]\n\
+         name = \"{name}\"\n\
+         sha256 = \"{digest}\"\n\
+         kinds = []              # slugs or names it may enqueue, e.g. [\"record-login\"]\n\
+         system = false          # may it send \"actor\": \"system\"?\n\
+         # accounts = [1, 2]     # the accounts it may act for; absent: every account\n\
+         check_tokens = false    # may it call POST /v1/tokens/check?\n",
+        token = token.expose()
+    ))
+}
+
+#[derive(Subcommand)]
 enum JobsCommand {
     /// One job: state, attempts, last error.
     Show { id: uuid::Uuid },
@@ -205,11 +249,21 @@ async fn main() -> anyhow::Result<()> {
             job,
             idempotency_key,
         } => {
-            let request = job.into_request(idempotency_key)?;
+            let request = job.into_request(idempotency_key.clone())?;
             let app = App::start(settings, Clock::System).await?;
+            // A key holding another job is an error (non-zero exit), naming that job.
             let enqueued = app.queue.enqueue(request).await?;
+            if let (false, Some(key)) = (enqueued.created, &idempotency_key) {
+                eprintln!(
+                    "idempotency key {key} already used: job {}, not enqueued again",
+                    enqueued.id
+                );
+            }
             println!("{}", enqueued.id);
         }
+        Command::Token {
+            command: TokenCommand::New { name },
+        } => print!("{}", new_token(&name)?),
         Command::Jobs {
             command: JobsCommand::Show { id },
         } => {

@@ -383,3 +383,127 @@ fn enqueue_any_kind_as_json() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A key used again says so (stdout still the job id, for scripts); a key holding another
+/// job is refused, non-zero, naming that job.
+#[test]
+fn enqueue_says_when_a_key_was_already_used_and_refuses_a_conflict() {
+    let folder = tempfile::tempdir().unwrap();
+    let enqueue = |user: &str| {
+        lifecycle(
+            folder.path(),
+            &[
+                "enqueue",
+                "deactivate-salesperson",
+                "--account",
+                "1",
+                "--user",
+                user,
+                "--actor",
+                "system",
+                "--idempotency-key",
+                "crm-42",
+            ],
+            &[],
+        )
+    };
+    let first = enqueue("2");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let id = text(&first.stdout).trim().to_string();
+    assert!(!text(&first.stderr).contains("already used"));
+
+    let again = enqueue("2");
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout).trim(), id);
+    assert!(
+        text(&again.stderr).contains(&format!(
+            "idempotency key crm-42 already used: job {id}, not enqueued again"
+        )),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let conflict = enqueue("3");
+    assert!(!conflict.status.success());
+    assert!(text(&conflict.stdout).trim().is_empty());
+    let stderr = text(&conflict.stderr);
+    assert!(
+        stderr.contains("idempotency key crm-42 already used by job") && stderr.contains(&id),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Another account's key is another key.
+    let other_account = lifecycle(
+        folder.path(),
+        &[
+            "enqueue",
+            "deactivate-salesperson",
+            "--account",
+            "2",
+            "--user",
+            "3",
+            "--actor",
+            "system",
+            "--idempotency-key",
+            "crm-42",
+        ],
+        &[],
+    );
+    assert!(
+        other_account.status.success(),
+        "{}",
+        text(&other_account.stderr)
+    );
+    assert_ne!(text(&other_account.stdout).trim(), id);
+}
+
+/// `token new` prints a fresh token once and the `[[http.tokens]]` entry with its digest,
+/// which the service then accepts with that scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_new_prints_a_token_and_its_hashed_entry() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = lifecycle(folder.path(), &["token", "new", "--name", "web-app"], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let token = stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("lc_"))
+        .expect("the token")
+        .to_string();
+    assert_eq!(token.len(), 3 + 64);
+    let digest = lifecycle_jobs::sha256_hex(&token);
+    assert!(stdout.contains("[[http.tokens]]"), "{stdout}");
+    assert!(stdout.contains("name = \"web-app\""), "{stdout}");
+    assert!(
+        stdout.contains(&format!("sha256 = \"{digest}\"")),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(&token).count(), 1, "the token is shown once");
+    let second =
+        text(&lifecycle(folder.path(), &["token", "new", "--name", "web-app"], &[]).stdout);
+    assert!(!second.contains(&token), "every token is new");
+
+    // The printed entry, with a scope added, is a configuration the service loads.
+    let entry = &stdout[stdout.find("[[http.tokens]]").unwrap()..];
+    let config = folder.path().join("tokens.toml");
+    std::fs::write(
+        &config,
+        entry.replace("kinds = []", "kinds = [\"record-activity\"]"),
+    )
+    .unwrap();
+    let settings = lifecycle::config::Settings::load(Some(&config)).unwrap();
+    let tokens = lifecycle::http::api::ApiTokens::from_settings(&settings.http);
+    let scope = tokens.scope_of(&token).expect("the service accepts it");
+    assert_eq!(scope.name, "web-app");
+    assert!(scope.may_enqueue("user::record_activity").is_ok());
+    assert!(scope.may_act_as_system().is_err());
+
+    let bad = lifecycle(folder.path(), &["token", "new", "--name", "a b"], &[]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("invalid --name"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -622,7 +622,7 @@ async fn concurrent_requests_with_one_key_enqueue_once(backend: Backend) {
     let env = TestEnv::start(backend).await;
     let world = seed_world(&env, Options::default()).await;
     let job = deactivation(&world, Actor::System);
-    let request = |key: &str| EnqueueRequest::for_job(&job, Some(key.to_string())).unwrap();
+    let request = |key: &str| EnqueueRequest::for_job(&job, Some(key.into())).unwrap();
     let shared = futures_util::future::join_all((0..20).map(|_| env.enqueue(request("crm-same"))));
     let distinct =
         futures_util::future::join_all((0..20).map(|n| env.enqueue(request(&format!("crm-{n}")))));

@@ -17,7 +17,9 @@
 //!   answer; every 4xx is JSON with a non-empty `error` (and `field` for a 400); the status
 //!   is the one the request deserves, computed independently (202 exactly when the token,
 //!   type, size and key are right and `validate_json` accepts the body; otherwise the
-//!   refusal `validate_json` gives, with the same field).
+//!   refusal `validate_json` gives, with the same field; a 403 naming `kind` for an
+//!   internal kind; a 409 for a key that an earlier accepted request of the account used
+//!   with another kind or payload).
 //!
 //! Case counts: [`DECODE_CASES`] in all and [`HTTP_CASES_PER_BACKEND`] per backend. For 10x
 //! more: `HOSTILE_INPUT_SCALE=10 cargo test --test hostile_input` (add `--release` to keep
@@ -26,7 +28,7 @@
 mod common;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -84,10 +86,19 @@ fn kinds() -> Arc<Vec<Kind>> {
         .iter()
         .map(|(name, slug)| {
             let operation = &document["paths"][format!("/v1/jobs/{slug}")]["post"];
-            let reference =
+            // An internal kind has no path (it is not enqueued over HTTP); its payload
+            // schema is among the components, under its type's name.
+            let type_name: String = slug
+                .split('-')
+                .map(|word| word[..1].to_uppercase() + &word[1..])
+                .collect();
+            let reference = if lifecycle_jobs::is_public(name) {
                 operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
                     .as_str()
-                    .unwrap_or_else(|| panic!("{slug}: no payload schema"));
+                    .unwrap_or_else(|| panic!("{slug}: no payload schema"))
+            } else {
+                &type_name
+            };
             let schema = &document["components"]["schemas"][reference.rsplit('/').next().unwrap()];
             let names = |key: &str| -> Vec<String> {
                 match &schema[key] {
@@ -986,6 +997,32 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The keys the API accepted so far: (account, key) -> (kind, canonical payload) of the job
+/// holding it. The server's ledger holds the same, so the model knows when a key is reused
+/// for another job (409).
+type AcceptedKeys = RefCell<HashMap<(i64, String), (&'static str, String)>>;
+
+/// The key as the API reads it, when the request has one.
+fn key_of(request: &Hostile) -> Option<String> {
+    Some(request.idempotency_key.as_deref()?.trim().to_string())
+}
+
+/// Records the key of a request the API accepted.
+fn remember(request: &Hostile, answer: &Answer, keys: &AcceptedKeys) {
+    let (Some(key), 202) = (key_of(request), answer.status) else {
+        return;
+    };
+    let path = request.target.split('?').next().unwrap();
+    let (Some(slug), Ok(json)) = (percent_decode(path), std::str::from_utf8(&request.body)) else {
+        return;
+    };
+    if let Ok(job) = validate_json(&slug, json) {
+        keys.borrow_mut()
+            .entry((job.account_id, key))
+            .or_insert((job.name, job.payload));
+    }
+}
+
 /// What a request deserves: a status and, for a 400, the field named.
 #[derive(Debug, PartialEq, Eq)]
 enum Expected {
@@ -1020,8 +1057,9 @@ fn refused_by_http_layer(request: &Hostile) -> Option<u16> {
     }
 }
 
-/// The answer the API owes, computed from the request alone (and `validate_json`).
-fn expected(request: &Hostile) -> Expected {
+/// The answer the API owes, computed from the request alone (and `validate_json`, and the
+/// keys accepted before).
+fn expected(request: &Hostile, keys: &AcceptedKeys) -> Expected {
     let refused =
         |status: u16, field: Option<&str>| Expected::Refused(status, field.map(String::from));
     let path = request.target.split('?').next().unwrap();
@@ -1058,6 +1096,10 @@ fn expected(request: &Hostile) -> Expected {
             Err(_) => refused(400, Some("id")),
         };
     }
+    // Internal kinds are refused to every token, before the body is looked at.
+    if lifecycle_jobs::kind_name(&slug).is_some_and(|name| !lifecycle_jobs::is_public(name)) {
+        return refused(403, Some("kind"));
+    }
     let json_type = request.content_type.as_deref().is_some_and(|value| {
         let mime = value.split(';').next().unwrap().trim().to_ascii_lowercase();
         value.is_ascii() && (mime == "application/json" || mime.ends_with("+json"))
@@ -1078,7 +1120,16 @@ fn expected(request: &Hostile) -> Expected {
         return refused(400, Some("payload"));
     };
     match validate_json(&slug, json) {
-        Ok(_) => Expected::Accepted,
+        Ok(job) => {
+            let held =
+                key_of(request).and_then(|key| keys.borrow().get(&(job.account_id, key)).cloned());
+            match held {
+                Some((name, payload)) if name != job.name || payload != job.payload => {
+                    refused(409, None)
+                }
+                _ => Expected::Accepted,
+            }
+        }
         Err(refusal) => Expected::Refused(400, Some(refusal.field)),
     }
 }
@@ -1099,7 +1150,7 @@ async fn send(port: u16, hostile: &Hostile) -> Answer {
 }
 
 /// Checks one answer against what the request deserves.
-fn check(request: &Hostile, answer: &Answer) -> Result<(), TestCaseError> {
+fn check(request: &Hostile, answer: &Answer, keys: &AcceptedKeys) -> Result<(), TestCaseError> {
     let status = answer.status;
     prop_assert!(status < 500, "a {} for {:?}", status, answer);
     if let Some(http_status) = refused_by_http_layer(request) {
@@ -1107,7 +1158,7 @@ fn check(request: &Hostile, answer: &Answer) -> Result<(), TestCaseError> {
         prop_assert!(status == http_status || head_too_large, "{:?}", answer);
         return Ok(());
     }
-    let expected = expected(request);
+    let expected = expected(request, keys);
     if (400..500).contains(&status) {
         let body: serde_json::Value = serde_json::from_str(&answer.body).map_err(|error| {
             TestCaseError::fail(format!(
@@ -1149,6 +1200,7 @@ async fn the_api_survives_hostile_requests(backend: Backend) {
     let kinds = kinds();
     let cases = scaled(HTTP_CASES_PER_BACKEND);
     let statuses: RefCell<BTreeMap<String, u32>> = RefCell::default();
+    let keys = AcceptedKeys::default();
     let started = Instant::now();
     let handle = tokio::runtime::Handle::current();
     // proptest drives the cases from this thread; the server runs on the runtime's workers.
@@ -1162,7 +1214,9 @@ async fn the_api_survives_hostile_requests(backend: Backend) {
                     answer.status.to_string()
                 };
                 *statuses.borrow_mut().entry(class).or_default() += 1;
-                check(&request, &answer)
+                let checked = check(&request, &answer, &keys);
+                remember(&request, &answer, &keys);
+                checked
             })
             .map_err(|failure| failure.to_string())
     });
@@ -1184,6 +1238,8 @@ async fn the_api_survives_hostile_requests(backend: Backend) {
     );
 }
 
+const ACTIVITY: &str = "/v1/jobs/record-activity";
+
 /// The edges the property reaches only by chance, spelled out: every refusal in JSON,
 /// the 405 still saying what is allowed, and what the HTTP layer refuses before the
 /// application (an empty 400: the one refusal that is not JSON, out of the API's reach).
@@ -1197,7 +1253,8 @@ async fn refusals_at_the_edges() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let noop = br#"{"account_id": 1}"#;
+    // A public kind (the no-op is internal: refused over HTTP before its body is read).
+    let noop = br#"{"account_id": 1, "user_id": 1, "source": "api"}"#;
     for (method, path, status) in [
         ("POST", "/v1/jobs/noop/extra", 404),
         ("POST", "/v1/jobs/", 404),
@@ -1231,10 +1288,10 @@ async fn refusals_at_the_edges() {
     // Exactly at the size limit: read and accepted; one byte more: 413, in JSON.
     let mut body = noop.to_vec();
     body.resize(MAX_PAYLOAD_BYTES, b' ');
-    let answer = request(port, "POST", "/v1/jobs/noop", &json_headers, &body).await;
+    let answer = request(port, "POST", ACTIVITY, &json_headers, &body).await;
     assert_eq!(answer.status, 202, "{answer:?}");
     body.push(b' ');
-    let answer = request(port, "POST", "/v1/jobs/noop", &json_headers, &body).await;
+    let answer = request(port, "POST", ACTIVITY, &json_headers, &body).await;
     assert_eq!(answer.status, 413, "{answer:?}");
     assert!(answer.json()["error"].is_string());
     // A wrong-typed field is named (it was `payload`).
@@ -1254,7 +1311,7 @@ async fn refusals_at_the_edges() {
         ("Content-Type", "application/json"),
         ("Idempotency-Key", "key\u{1}"),
     ];
-    let answer = request(port, "POST", "/v1/jobs/noop", &headers, noop).await;
+    let answer = request(port, "POST", ACTIVITY, &headers, noop).await;
     assert_eq!(
         (answer.status, answer.body.as_str()),
         (400, ""),
@@ -1266,7 +1323,7 @@ async fn refusals_at_the_edges() {
         ("Content-Type", "application/json"),
         ("Idempotency-Key", "clé"),
     ];
-    let answer = request(port, "POST", "/v1/jobs/noop", &headers, noop).await;
+    let answer = request(port, "POST", ACTIVITY, &headers, noop).await;
     assert_eq!(answer.field(), "Idempotency-Key");
     assert_eq!(
         lifecycle::store::ledger::count_in_state(env.store(), "queued")

@@ -56,17 +56,26 @@ async fn start(backend: Backend) -> TestEnv {
     .await
 }
 
+/// A sign of use of the world's admin: a public kind that runs to `done` (the no-op is an
+/// internal kind, not enqueued over HTTP).
+fn activity(world: &common::World) -> String {
+    serde_json::json!({ "account_id": world.account, "user_id": world.admin, "source": "api" })
+        .to_string()
+}
+
 async fn an_accepted_job_is_recorded_once_and_runs(backend: Backend) {
     let mut env = start(backend).await;
     let server = serve(&env).await;
+    let world = common::seed_world(&env, 1).await;
+    let body = activity(&world);
 
-    let first = post_job(server.port, "noop", r#"{"account_id": 1}"#, Some("crm-42")).await;
+    let first = post_job(server.port, "record-activity", &body, Some("crm-42")).await;
     assert_eq!(first.status, 202, "{first:?}");
     assert_eq!(first.json()["created"], true);
     let id = first.json()["job_id"].as_str().unwrap().to_string();
 
     // The producer retries: the same job, not a second one.
-    let again = post_job(server.port, "noop", r#"{"account_id": 1}"#, Some("crm-42")).await;
+    let again = post_job(server.port, "record-activity", &body, Some("crm-42")).await;
     assert_eq!(again.status, 202, "{again:?}");
     assert_eq!(again.json()["job_id"], id.as_str());
     assert_eq!(again.json()["created"], false);
@@ -78,11 +87,17 @@ async fn an_accepted_job_is_recorded_once_and_runs(backend: Backend) {
     let shown = get_job(server.port, &id).await;
     assert_eq!(shown.status, 200, "{shown:?}");
     assert_eq!(shown.json()["state"], "queued");
-    assert_eq!(shown.json()["kind"], "system::noop");
+    assert_eq!(shown.json()["kind"], "user::record_activity");
 
     let record = env.wait_for(Uuid::parse_str(&id).unwrap()).await;
     assert_eq!(record.state, ledger::state::DONE);
-    assert_eq!(record.payload, r#"{"account_id":1}"#);
+    assert_eq!(
+        record.payload,
+        format!(
+            r#"{{"account_id":{},"user_id":{},"source":"api"}}"#,
+            world.account, world.admin
+        )
+    );
     assert_eq!(record.idempotency_key.as_deref(), Some("crm-42"));
 
     let shown = get_job(server.port, &id).await.json();
@@ -95,7 +110,7 @@ async fn an_accepted_job_is_recorded_once_and_runs(backend: Backend) {
     assert!(shown["finished_at_ms"].is_i64());
 
     // Without a key every request is a job of its own.
-    let other = post_job(server.port, "noop", r#"{"account_id": 1}"#, None).await;
+    let other = post_job(server.port, "record-activity", &body, None).await;
     assert_eq!(other.status, 202, "{other:?}");
     assert_ne!(other.json()["job_id"], id.as_str());
 }
@@ -146,12 +161,25 @@ async fn bad_input_is_refused_naming_the_field(backend: Backend) {
             .status,
         400
     );
-    assert_eq!(post_job(port, "noop", "[]", None).await.status, 400);
-    assert_eq!(post_job(port, "noop", "", None).await.status, 400);
-    let stranger = r#"{"account_id": 1, "mood": "grumpy"}"#;
-    assert_eq!(post_job(port, "noop", stranger, None).await.field(), "mood");
+    // (record-activity: a public kind; the no-op is internal, refused before its body.)
+    let activity = r#"{"account_id": 1, "user_id": 4, "source": "api"}"#;
+    assert_eq!(
+        post_job(port, "record-activity", "[]", None).await.status,
+        400
+    );
+    assert_eq!(
+        post_job(port, "record-activity", "", None).await.status,
+        400
+    );
+    let stranger = r#"{"account_id": 1, "mood": "grumpy", "user_id": 4, "source": "api"}"#;
+    assert_eq!(
+        post_job(port, "record-activity", stranger, None)
+            .await
+            .field(),
+        "mood"
+    );
     let long_key = "k".repeat(500);
-    let answer = post_job(port, "noop", r#"{"account_id": 1}"#, Some(&long_key)).await;
+    let answer = post_job(port, "record-activity", activity, Some(&long_key)).await;
     assert_eq!(answer.field(), "Idempotency-Key");
 
     // No token, a wrong one, another scheme: 401, and nothing about the token in the answer.
@@ -201,7 +229,7 @@ async fn bad_input_is_refused_naming_the_field(backend: Backend) {
         r#"{{"account_id": 1, "pad": "{}"}}"#,
         "x".repeat(lifecycle_jobs::MAX_PAYLOAD_BYTES)
     );
-    let answer = post_job(port, "noop", &oversized, None).await;
+    let answer = post_job(port, "record-activity", &oversized, None).await;
     assert_eq!(answer.status, 413, "{}", answer.headers);
 
     // Not JSON.
@@ -210,7 +238,14 @@ async fn bad_input_is_refused_naming_the_field(backend: Backend) {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/x-www-form-urlencoded"),
     ];
-    let answer = request(port, "POST", "/v1/jobs/noop", &form, b"account_id=1").await;
+    let answer = request(
+        port,
+        "POST",
+        "/v1/jobs/record-activity",
+        &form,
+        b"account_id=1",
+    )
+    .await;
     assert_eq!(answer.status, 415, "{answer:?}");
 
     // Showing jobs: unknown, not an id.
@@ -235,7 +270,20 @@ async fn the_openapi_document_lists_every_kind(backend: Backend) {
     let schemas = &document["components"]["schemas"];
     for (name, slug) in lifecycle_jobs::KINDS {
         let operation = &document["paths"][format!("/v1/jobs/{slug}")]["post"];
+        if !lifecycle_jobs::is_public(name) {
+            assert!(
+                operation.is_null(),
+                "{name} is internal: not enqueued over HTTP"
+            );
+            continue;
+        }
         assert!(operation.is_object(), "{name}: no POST /v1/jobs/{slug}");
+        for status in ["403", "409"] {
+            assert!(
+                operation["responses"][status].is_object(),
+                "{slug}: no {status} documented"
+            );
+        }
         let reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             .as_str()
             .unwrap_or_else(|| panic!("{slug}: no payload schema"));
@@ -352,20 +400,21 @@ async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend)
 /// The typed client of the `lifecycle-jobs` crate against a running service.
 async fn the_client_enqueues_against_a_running_service(backend: Backend) {
     use lifecycle_jobs::client::{Client, ClientError};
-    use lifecycle_jobs::{Actor, DeactivateUser, Noop};
+    use lifecycle_jobs::{ActivitySource, Actor, DeactivateUser, RecordActivity};
     let mut env = start(backend).await;
     let server = serve(&env).await;
     let client = Client::new(format!("http://127.0.0.1:{}/", server.port), TOKEN);
+    let world = common::seed_world(&env, 1).await;
+    let activity = RecordActivity {
+        account_id: world.account,
+        user_id: world.admin,
+        source: ActivitySource::Api,
+        at: None,
+    };
 
-    let first = client
-        .enqueue(&Noop { account_id: 1 }, Some("client-1"))
-        .await
-        .unwrap();
+    let first = client.enqueue(&activity, Some("client-1")).await.unwrap();
     assert!(first.created);
-    let again = client
-        .enqueue(&Noop { account_id: 1 }, Some("client-1"))
-        .await
-        .unwrap();
+    let again = client.enqueue(&activity, Some("client-1")).await.unwrap();
     assert_eq!(again.job_id, first.job_id);
     assert!(!again.created);
     let record = env.wait_for(first.job_id).await;
@@ -373,7 +422,7 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
     let status = client.job(first.job_id).await.unwrap();
     assert_eq!(
         (status.state.as_str(), status.kind.as_str()),
-        ("done", "system::noop")
+        ("done", "user::record_activity")
     );
 
     // Refused before it leaves: the field is named.
@@ -388,11 +437,12 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
         Err(ClientError::Invalid(invalid)) => assert_eq!(invalid.field, "user_id"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    // A job refused by a guard shows its reason through the client.
+    // A job refused by a guard shows its reason through the client (account 1 is the
+    // seeded world's now; 99 is none).
     let refused = client
         .enqueue(
             &DeactivateUser {
-                account_id: 1,
+                account_id: 99,
                 user_id: 2,
                 actor: Actor::System,
                 reassign_to: None,
@@ -409,7 +459,7 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
         status
             .last_error
             .unwrap()
-            .contains("account 1 does not exist")
+            .contains("account 99 does not exist")
     );
 
     assert!(matches!(
@@ -418,7 +468,7 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
     ));
     let stranger = Client::new(format!("http://127.0.0.1:{}", server.port), "wrong");
     assert!(matches!(
-        stranger.enqueue(&Noop { account_id: 1 }, None).await,
+        stranger.enqueue(&activity, None).await,
         Err(ClientError::Unauthorized)
     ));
     assert!(
@@ -503,14 +553,14 @@ async fn the_process_takes_its_tokens_from_the_environment() {
             assert!(started.elapsed() < Duration::from_secs(30), "no server");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let json = br#"{"account_id": 1}"#;
+        let json = br#"{"account_id": 1, "user_id": 1, "source": "api"}"#;
         for (token, status) in [("alpha-token", 202), ("12345", 202), ("alpha", 401)] {
             let auth = format!("Bearer {token}");
             let headers = [
                 ("Authorization", auth.as_str()),
                 ("Content-Type", "application/json"),
             ];
-            let answer = request(port, "POST", "/v1/jobs/noop", &headers, json).await;
+            let answer = request(port, "POST", "/v1/jobs/record-activity", &headers, json).await;
             assert_eq!(answer.status, status, "{token}: {answer:?}");
         }
     })

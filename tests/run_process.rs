@@ -92,6 +92,12 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest(backend: Backend) {
 /// pushed) for the processes with workers, which run them.
 async fn workers_0_serves_the_api_alone(backend: Backend) {
     let env = TestEnv::start(backend).await;
+    // A public kind that runs to `done` (the no-op is internal, not enqueued over HTTP).
+    let world = common::seed_world(&env, 1).await;
+    let activity = serde_json::json!({
+        "account_id": world.account, "user_id": world.admin, "source": "api"
+    })
+    .to_string();
     let token = [("LIFECYCLE__HTTP__API_TOKENS", "api-only-token")];
     let mut api = Service::start_with_args(&env, &["--workers", "0"], &token, None).await;
     let headers = [
@@ -102,9 +108,9 @@ async fn workers_0_serves_the_api_alone(backend: Backend) {
         let answer = common::http_client::request(
             api.port,
             "POST",
-            "/v1/jobs/noop",
+            "/v1/jobs/record-activity",
             &headers,
-            br#"{"account_id": 1}"#,
+            activity.as_bytes(),
         )
         .await;
         assert_eq!(answer.status, 202, "{answer:?}");

@@ -6,7 +6,7 @@
 //! use lifecycle_jobs::client::Client;
 //! use lifecycle_jobs::{Actor, DeactivateUser};
 //!
-//! let client = Client::new("http://lifecycle.internal:8080", "token-from-http.api_tokens");
+//! let client = Client::new("http://lifecycle.internal:8080", "the-service-token");
 //! let job = DeactivateUser {
 //!     account_id: 1,
 //!     user_id: 42,
@@ -55,9 +55,28 @@ pub enum ClientError {
     /// The token was refused.
     #[error("the lifecycle service refused the token")]
     Unauthorized,
-    /// No job with that id.
+    /// No job with that id (or one outside the token's accounts or kinds: the same answer).
     #[error("no such job")]
     NotFound,
+    /// The token's scope does not cover the request: `field` is what is out of it (`kind`,
+    /// `actor` for `"system"`, `account_id`), none for a whole endpoint.
+    #[error("the lifecycle service refused the request for this token: {message}")]
+    Forbidden {
+        /// The field out of the token's scope.
+        field: Option<String>,
+        /// The service's reason.
+        message: String,
+    },
+    /// The idempotency key already holds another job of the account (another kind or
+    /// payload): nothing was enqueued. A retry of the same job gets `created: false`
+    /// instead; a new job needs a new key.
+    #[error("idempotency key already used by job {job_id}: {message}")]
+    Conflict {
+        /// The job that holds the key.
+        job_id: Uuid,
+        /// The service's message.
+        message: String,
+    },
     /// Any other answer: the status and what the service said.
     #[error("the lifecycle service answered {status}: {message}")]
     Service {
@@ -75,11 +94,12 @@ pub enum ClientError {
 struct ErrorBody {
     error: String,
     field: Option<String>,
+    job_id: Option<Uuid>,
 }
 
 impl Client {
-    /// A client of the service at `base_url` (`http://host:port`) with one of its
-    /// `http.api_tokens`.
+    /// A client of the service at `base_url` (`http://host:port`) with the caller's service
+    /// token (its `[[http.tokens]]` scope applies).
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
@@ -88,7 +108,9 @@ impl Client {
         }
     }
 
-    /// Validates `job` and enqueues it; `idempotency_key` makes a retried call harmless.
+    /// Validates `job` and enqueues it; `idempotency_key` makes a retried call harmless
+    /// (the same job again answers `created: false`). The key is scoped to the job's
+    /// account; used with another job it is [`ClientError::Conflict`].
     pub async fn enqueue<J: Job>(
         &self,
         job: &J,
@@ -130,10 +152,24 @@ impl Client {
         Err(match (status, body) {
             (401, _) => ClientError::Unauthorized,
             (404, _) => ClientError::NotFound,
-            (400, Some(ErrorBody { error, field })) => ClientError::Invalid(InvalidPayload::new(
-                field.unwrap_or_else(|| "payload".into()),
-                error,
-            )),
+            (400, Some(ErrorBody { error, field, .. })) => ClientError::Invalid(
+                InvalidPayload::new(field.unwrap_or_else(|| "payload".into()), error),
+            ),
+            (403, Some(ErrorBody { error, field, .. })) => ClientError::Forbidden {
+                field,
+                message: error,
+            },
+            (
+                409,
+                Some(ErrorBody {
+                    error,
+                    job_id: Some(job_id),
+                    ..
+                }),
+            ) => ClientError::Conflict {
+                job_id,
+                message: error,
+            },
             (_, Some(body)) => ClientError::Service {
                 status,
                 message: body.error,

@@ -106,6 +106,29 @@ pub const KINDS: &[(&str, &str)] = &[
     (Noop::NAME, Noop::SLUG),
 ];
 
+/// The kinds other services hand over (HTTP API, client, outbox). The rest of [`KINDS`]
+/// are internal: mail delivery, the seat release a deactivation schedules, the no-op of the
+/// benchmarks (and the sweeps to come) are recorded by the service itself, and the HTTP API
+/// refuses them from any token. A new kind is internal until it is listed here.
+pub const PUBLIC_KINDS: &[&str] = &[
+    DeactivateSalesperson::NAME,
+    DeactivateUser::NAME,
+    ReassignRecords::NAME,
+    CreateUser::NAME,
+    ConfirmUser::NAME,
+    ActivateSalesperson::NAME,
+    ReactivateUser::NAME,
+    UnlockUser::NAME,
+    RecordLogin::NAME,
+    RecordActivity::NAME,
+    PurchaseMade::NAME,
+];
+
+/// Whether producers may enqueue the kind named `name` (a stable name) over HTTP.
+pub fn is_public(name: &str) -> bool {
+    PUBLIC_KINDS.contains(&name)
+}
+
 /// Looks up a job kind's stable name from its slug (`deactivate-salesperson`) or its name.
 pub fn kind_name(slug_or_name: &str) -> Option<&'static str> {
     KINDS

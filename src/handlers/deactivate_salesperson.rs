@@ -10,7 +10,7 @@ use crate::domain::billing::current_cycle_end;
 use crate::domain::guards;
 use crate::domain::user::ContactsPolicy;
 use crate::queue::AfterCommit;
-use crate::queue::EnqueueRequest;
+use crate::queue::{EnqueueRequest, IdempotencyKey};
 use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
 use crate::store::licenses::LicenseRow;
@@ -141,15 +141,14 @@ pub async fn apply_effects(
             account_id: account.id,
             license_id: license.id,
         };
-        let mut request = EnqueueRequest::for_job(
-            &release,
-            Some(format!(
-                "{}:{}:{}",
-                ReleaseLicense::NAME,
-                license.id,
-                release_at.timestamp()
-            )),
-        )?;
+        // In the service's own key space: no producer's key can take it first.
+        let key = IdempotencyKey::internal(format!(
+            "{}:{}:{}",
+            ReleaseLicense::NAME,
+            license.id,
+            release_at.timestamp()
+        ));
+        let mut request = EnqueueRequest::for_job(&release, Some(key))?;
         request.run_at_ms = Some(release_at.timestamp_millis());
         after_commit = ctx.queue.enqueue_in(tx, request).await?.1;
     }

@@ -6,7 +6,7 @@ use lifecycle_jobs::{Job, SendEmail};
 
 use super::{JobContext, JobError};
 use crate::mail::render::Template;
-use crate::queue::{AfterCommit, EnqueueRequest};
+use crate::queue::{AfterCommit, EnqueueRequest, IdempotencyKey};
 use crate::store::Tx;
 use crate::store::accounts::AccountRow;
 use crate::store::emails::{self, NewEmail};
@@ -49,6 +49,8 @@ pub async fn record_email(
         account_id: account.id,
         email_id,
     };
-    let request = EnqueueRequest::for_job(&send, Some(format!("{}:{email_id}", SendEmail::NAME)))?;
+    // In the service's own key space: no producer's key can take it first.
+    let key = IdempotencyKey::internal(format!("{}:{email_id}", SendEmail::NAME));
+    let request = EnqueueRequest::for_job(&send, Some(key))?;
     Ok(ctx.queue.enqueue_in(tx, request).await?.1)
 }

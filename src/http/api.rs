@@ -1,7 +1,11 @@
 //! The enqueue API: `POST /v1/jobs/{kind}` hands a job over, `GET /v1/jobs/{id}` shows it.
-//! Both need a bearer token from `http.api_tokens`. The handlers only translate: the payload
-//! rules live in `lifecycle_jobs::validate_json`, the enqueue in [`crate::queue::Queue`].
+//! Both need a bearer token: a scoped service token of `[[http.tokens]]` (the kinds it may
+//! enqueue, whether it may act as `system`, its accounts) or a development token of
+//! `http.api_tokens` (every public kind, every account). The handlers only translate: the
+//! payload rules live in `lifecycle_jobs::validate_json`, the enqueue in
+//! [`crate::queue::Queue`].
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -9,7 +13,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,8 +24,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::App;
-use crate::config::Secret;
-use crate::queue::{EnqueueRequest, QueueError};
+use crate::config::{HttpSettings, Secret, ServiceToken};
+use crate::queue::{EnqueueRequest, IdempotencyKey, QueueError};
 use crate::store::StoreError;
 use crate::store::ledger::{self, JobRecord};
 
@@ -38,6 +42,19 @@ pub struct ErrorBody {
     /// The field at fault (`user_id`, `kind`, `payload` for the document as a whole).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a `409`: the job that holds the idempotency key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
+}
+
+impl ErrorBody {
+    fn new(error: String, field: Option<String>) -> Self {
+        Self {
+            error,
+            field,
+            job_id: None,
+        }
+    }
 }
 
 /// The ledger row as the API shows it.
@@ -69,6 +86,19 @@ pub enum ApiError {
     Invalid(#[from] InvalidPayload),
     #[error("no job with this id")]
     NotFound,
+    /// The token's scope does not cover the request; `field` is what is out of it
+    /// (`kind`, `actor`, `account_id`), none for a whole endpoint.
+    #[error("{reason}")]
+    Forbidden {
+        field: Option<&'static str>,
+        reason: String,
+    },
+    /// The idempotency key belongs to another job of the account.
+    #[error(
+        "idempotency key {key:?} already used by job {job_id} with another kind or payload; \
+         send a new key for a new job"
+    )]
+    Conflict { key: String, job_id: Uuid },
     #[error("no such endpoint: jobs are posted to /v1/jobs/{{kind}} and shown at /v1/jobs/{{id}}")]
     NoSuchEndpoint,
     #[error("method not allowed here")]
@@ -87,6 +117,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnreadableBody(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound | ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Queue(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -97,23 +129,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = match &self {
-            ApiError::Invalid(invalid) => ErrorBody {
-                error: invalid.to_string(),
-                field: Some(invalid.field.clone()),
+            ApiError::Invalid(invalid) => {
+                ErrorBody::new(invalid.to_string(), Some(invalid.field.clone()))
+            }
+            ApiError::Forbidden { field, reason } => {
+                ErrorBody::new(reason.clone(), field.map(String::from))
+            }
+            ApiError::Conflict { job_id, .. } => ErrorBody {
+                job_id: Some(*job_id),
+                ..ErrorBody::new(self.to_string(), None)
             },
             // Infrastructure trouble is logged with its cause; the caller only learns that
             // it may try again later.
             ApiError::Queue(_) | ApiError::Store(_) => {
                 tracing::error!(error = %self, "enqueue API: storage unavailable");
-                ErrorBody {
-                    error: "the job store is unavailable; try again later".into(),
-                    field: None,
-                }
+                ErrorBody::new("the job store is unavailable; try again later".into(), None)
             }
-            other => ErrorBody {
-                error: other.to_string(),
-                field: None,
-            },
+            other => ErrorBody::new(other.to_string(), None),
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -125,10 +157,107 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The SHA-256 digests of the accepted tokens. Comparing digests takes the same time
+/// What a token may do. Resolved from the configuration once, at start.
+#[derive(Debug)]
+pub struct TokenScope {
+    /// The token's name (`auth-service`), for logs; never the token.
+    pub name: String,
+    /// The kinds (stable names) it may enqueue and read.
+    kinds: HashSet<&'static str>,
+    /// Whether its jobs may run as `"actor": "system"`.
+    system: bool,
+    /// Its accounts; `None`: every account.
+    accounts: Option<HashSet<i64>>,
+    /// Whether it may call `POST /v1/tokens/check`.
+    pub check_tokens: bool,
+}
+
+impl TokenScope {
+    /// A development token of `http.api_tokens`: every public kind, `system`, every
+    /// account, the token check.
+    fn everything(name: String) -> Self {
+        Self {
+            name,
+            kinds: lifecycle_jobs::PUBLIC_KINDS.iter().copied().collect(),
+            system: true,
+            accounts: None,
+            check_tokens: true,
+        }
+    }
+
+    fn of(token: &ServiceToken) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            name: token.name.clone(),
+            kinds: token.kind_names()?.into_iter().collect(),
+            system: token.system,
+            accounts: token
+                .accounts
+                .as_ref()
+                .map(|accounts| accounts.iter().copied().collect()),
+            check_tokens: token.check_tokens,
+        })
+    }
+
+    /// Whether it may enqueue jobs of `name` (a stable name). Internal kinds are refused
+    /// to every token, naming the kind: only the service records them.
+    pub fn may_enqueue(&self, name: &str) -> Result<(), ApiError> {
+        if !lifecycle_jobs::is_public(name) {
+            return Err(ApiError::Forbidden {
+                field: Some("kind"),
+                reason: format!(
+                    "{name} is an internal job kind: only the service enqueues it, never over HTTP"
+                ),
+            });
+        }
+        if !self.kinds.contains(name) {
+            return Err(ApiError::Forbidden {
+                field: Some("kind"),
+                reason: format!("this token may not enqueue {name} jobs"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether it may act for `account_id`.
+    pub fn may_use_account(&self, account_id: i64) -> Result<(), ApiError> {
+        match &self.accounts {
+            Some(accounts) if !accounts.contains(&account_id) => Err(ApiError::Forbidden {
+                field: Some("account_id"),
+                reason: format!("this token may not enqueue jobs for account {account_id}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether it may send `"actor": "system"`, which skips the checks of a user actor.
+    pub fn may_act_as_system(&self) -> Result<(), ApiError> {
+        if self.system {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                field: Some("actor"),
+                reason: "this token may not act as \"system\": name the user who acts".into(),
+            })
+        }
+    }
+
+    /// Whether it may see a job: one of its kinds, in one of its accounts. A job outside
+    /// is answered as one that does not exist, so its existence leaks nothing.
+    fn may_read(&self, record: &JobRecord) -> bool {
+        self.kinds.contains(record.kind.as_str())
+            && match (&self.accounts, record.account_id) {
+                (None, _) => true,
+                (Some(accounts), Some(account_id)) => accounts.contains(&account_id),
+                (Some(_), None) => false,
+            }
+    }
+}
+
+/// The SHA-256 digests of the accepted tokens, each with its scope: tokens are held only
+/// as digests, in the configuration and in memory. Comparing digests takes the same time
 /// whatever the length of the presented token, and the comparison itself is constant-time.
 #[derive(Clone)]
-pub struct ApiTokens(Arc<Vec<[u8; 32]>>);
+pub struct ApiTokens(Arc<Vec<([u8; 32], Arc<TokenScope>)>>);
 
 impl fmt::Debug for ApiTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -137,24 +266,72 @@ impl fmt::Debug for ApiTokens {
 }
 
 impl ApiTokens {
+    /// Development tokens only (every permission).
     pub fn new(tokens: &[Secret<String>]) -> Self {
+        Self::from_settings(&HttpSettings {
+            bind: String::new(),
+            api_tokens: tokens.to_vec(),
+            tokens: Vec::new(),
+        })
+    }
+
+    /// The development tokens of `http.api_tokens` and the service tokens of
+    /// `[[http.tokens]]`. A service token whose entry is invalid is left out (refused), not
+    /// widened: `Settings::load` refuses such a file at start already.
+    pub fn from_settings(http: &HttpSettings) -> Self {
         // An empty token would let `Authorization: Bearer ` in: never accepted.
-        let digests = tokens
+        let development = http
+            .api_tokens
             .iter()
             .map(|token| token.expose().trim())
             .filter(|token| !token.is_empty())
-            .map(digest)
-            .collect();
-        Self(Arc::new(digests))
+            .enumerate()
+            .map(|(n, token)| {
+                let scope = TokenScope::everything(format!("http.api_tokens[{n}]"));
+                (digest(token), Arc::new(scope))
+            });
+        let service =
+            http.tokens
+                .iter()
+                .filter_map(|token| match (token.digest(), TokenScope::of(token)) {
+                    (Ok(digest), Ok(scope)) => Some((digest, Arc::new(scope))),
+                    (Err(error), _) | (_, Err(error)) => {
+                        tracing::error!(%error, "service token refused");
+                        None
+                    }
+                });
+        Self(Arc::new(development.chain(service).collect()))
     }
 
-    /// Whether `presented` is one of the tokens; looks at every token, stopping at none.
-    pub fn accepts(&self, presented: &str) -> bool {
+    /// The scope of `presented`, if it is one of the tokens; looks at every token,
+    /// stopping at none.
+    pub fn scope_of(&self, presented: &str) -> Option<Arc<TokenScope>> {
         let presented = digest(presented);
-        self.0.iter().fold(false, |found, accepted| {
-            found | constant_time_eq(accepted, &presented)
+        self.0.iter().fold(None, |found, (accepted, scope)| {
+            let matches = constant_time_eq(accepted, &presented);
+            if matches && found.is_none() {
+                Some(Arc::clone(scope))
+            } else {
+                found
+            }
         })
     }
+
+    /// Whether `presented` is one of the tokens.
+    pub fn accepts(&self, presented: &str) -> bool {
+        self.scope_of(presented).is_some()
+    }
+}
+
+/// A fresh service token (256 random bits, hex, after a `lc_` prefix that secret scanners
+/// can match) and the hex SHA-256 digest that `[[http.tokens]]` holds instead of it.
+pub fn new_service_token() -> (Secret<String>, String) {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("lc_{}", hex::encode(bytes));
+    let digest = hex::encode(digest(&token));
+    (Secret::new(token), digest)
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -169,7 +346,7 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// The API's routes, each behind the bearer-token check, bodies capped at the payload limit.
 pub fn routes(app: &App) -> Router<Arc<App>> {
-    let tokens = ApiTokens::new(&app.settings.http.api_tokens);
+    let tokens = ApiTokens::from_settings(&app.settings.http);
     Router::new()
         // One route for both: `{kind}` and `{id}` at the same place would conflict.
         .route("/v1/jobs/{kind_or_id}", get(show).post(enqueue))
@@ -185,7 +362,12 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
 }
 
-async fn require_token(State(tokens): State<ApiTokens>, request: Request, next: Next) -> Response {
+/// Lets a request through with its token's [`TokenScope`] as an extension, or answers 401.
+async fn require_token(
+    State(tokens): State<ApiTokens>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -194,9 +376,15 @@ async fn require_token(State(tokens): State<ApiTokens>, request: Request, next: 
             let (scheme, token) = value.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    match presented {
-        Some(token) if !token.is_empty() && tokens.accepts(token) => next.run(request).await,
-        _ => ApiError::Unauthorized.into_response(),
+    let scope = presented
+        .filter(|token| !token.is_empty())
+        .and_then(|token| tokens.scope_of(token));
+    match scope {
+        Some(scope) => {
+            request.extensions_mut().insert(scope);
+            next.run(request).await
+        }
+        None => ApiError::Unauthorized.into_response(),
     }
 }
 
@@ -204,6 +392,7 @@ async fn require_token(State(tokens): State<ApiTokens>, request: Request, next: 
 /// Documented per kind in [`super::openapi`], each with its payload schema.
 pub async fn enqueue(
     State(app): State<Arc<App>>,
+    Extension(scope): Extension<Arc<TokenScope>>,
     kind: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -211,6 +400,11 @@ pub async fn enqueue(
     let Path(kind) = kind.map_err(|rejection| {
         InvalidPayload::new("kind", format!("unreadable: {}", rejection.body_text()))
     })?;
+    // The kind is in the path: a token that may not enqueue it learns so before its body
+    // is read. An unknown kind is the payload check's to name.
+    if let Some(name) = lifecycle_jobs::kind_name(&kind) {
+        scope.may_enqueue(name)?;
+    }
     require_json(&headers)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -223,16 +417,25 @@ pub async fn enqueue(
     let json = std::str::from_utf8(&body)
         .map_err(|_| InvalidPayload::new("payload", "is not UTF-8 text"))?;
     let validated = lifecycle_jobs::validate_json(&kind, json)?;
+    scope.may_use_account(validated.account_id)?;
+    if acts_as_system(&validated.payload) {
+        scope.may_act_as_system()?;
+    }
     let enqueued = app
         .queue
         .enqueue(EnqueueRequest {
             kind: validated.name,
             account_id: Some(validated.account_id),
             payload: validated.payload,
-            idempotency_key,
+            // A producer's key: scoped to the account, never in the service's own space.
+            idempotency_key: idempotency_key.map(IdempotencyKey::Caller),
             run_at_ms: None,
         })
-        .await?;
+        .await
+        .map_err(|error| match error {
+            QueueError::IdempotencyConflict { key, job_id } => ApiError::Conflict { key, job_id },
+            other => ApiError::Queue(other),
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Enqueued {
@@ -251,11 +454,12 @@ pub async fn enqueue(
     responses(
         (status = 200, description = "The job", body = JobStatus),
         (status = 400, description = "Not a job id", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 404, description = "No such job, or one outside the token's accounts or kinds (the same answer)", body = ErrorBody),
     )
 )]
 pub async fn show(
     State(app): State<Arc<App>>,
+    Extension(scope): Extension<Arc<TokenScope>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobStatus>, ApiError> {
     let not_an_id = || InvalidPayload::new("id", "must be a job id (a UUID)");
@@ -263,8 +467,21 @@ pub async fn show(
     let id = Uuid::parse_str(&id).map_err(|_| not_an_id())?;
     let record = ledger::get(&app.store, id)
         .await?
+        .filter(|record| scope.may_read(record))
         .ok_or(ApiError::NotFound)?;
     Ok(Json(job_status(record)))
+}
+
+/// Whether a validated payload names `"system"` as its actor. The canonical payload holds
+/// the actor as the string `"system"` or a user id; kinds without an actor have none.
+fn acts_as_system(payload: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct ActorOnly {
+        #[serde(default)]
+        actor: Option<lifecycle_jobs::Actor>,
+    }
+    serde_json::from_str::<ActorOnly>(payload)
+        .is_ok_and(|only| only.actor == Some(lifecycle_jobs::Actor::System))
 }
 
 /// JSON or a `+json` type; a missing Content-Type is refused too, as with axum's `Json`.
@@ -314,6 +531,47 @@ mod tests {
         assert!(!tokens.accepts(""));
         assert!(!ApiTokens::new(&[]).accepts(""));
         assert_eq!(format!("{tokens:?}"), "ApiTokens(1 accepted)");
+    }
+
+    #[test]
+    fn a_service_token_carries_its_scope() {
+        let http = HttpSettings {
+            bind: String::new(),
+            api_tokens: vec![Secret::new("dev".into())],
+            tokens: vec![ServiceToken {
+                name: "auth-service".into(),
+                sha256: lifecycle_jobs::sha256_hex("auth-secret"),
+                kinds: vec!["record-login".into()],
+                system: false,
+                accounts: Some(vec![2]),
+                check_tokens: false,
+            }],
+        };
+        let tokens = ApiTokens::from_settings(&http);
+        let auth = tokens.scope_of("auth-secret").unwrap();
+        assert_eq!(auth.name, "auth-service");
+        assert!(auth.may_enqueue("user::record_login").is_ok());
+        assert!(auth.may_enqueue("user::deactivate").is_err());
+        assert!(auth.may_enqueue("mail::send").is_err());
+        assert!(auth.may_use_account(2).is_ok());
+        assert!(auth.may_use_account(1).is_err());
+        assert!(auth.may_act_as_system().is_err());
+        let dev = tokens.scope_of("dev").unwrap();
+        assert!(dev.may_act_as_system().is_ok() && dev.check_tokens);
+        assert!(
+            dev.may_enqueue("system::noop").is_err(),
+            "internal for everyone"
+        );
+        assert!(tokens.scope_of("auth-secret ").is_none());
+    }
+
+    #[test]
+    fn system_actor_is_read_from_the_canonical_payload() {
+        assert!(acts_as_system(
+            r#"{"account_id":1,"user_id":2,"actor":"system"}"#
+        ));
+        assert!(!acts_as_system(r#"{"account_id":1,"user_id":2,"actor":7}"#));
+        assert!(!acts_as_system(r#"{"account_id":1,"user_id":2}"#));
     }
 
     #[test]

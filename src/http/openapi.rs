@@ -1,6 +1,8 @@
 //! The OpenAPI document of the enqueue API, generated from the Rust types: the response
 //! and error types of [`super::api`] and the payload types of `lifecycle-jobs` (its
-//! `utoipa` feature). One `POST /v1/jobs/<slug>` per job kind, with that kind's payload.
+//! `utoipa` feature). One `POST /v1/jobs/<slug>` per public job kind, with that kind's
+//! payload. Internal kinds (mail delivery, seat release, no-op) are not enqueued over HTTP:
+//! they have no path, only their payload schemas (what the ledger and the outbox hold).
 
 use std::sync::OnceLock;
 
@@ -39,7 +41,6 @@ const BEARER: &str = "bearer";
         DeactivateSalesperson,
         DeactivateUser,
         ReassignRecords,
-        ReleaseLicense,
         CreateUser,
         ConfirmUser,
         ActivateSalesperson,
@@ -48,6 +49,8 @@ const BEARER: &str = "bearer";
         RecordLogin,
         RecordActivity,
         PurchaseMade,
+        // Internal kinds: schemas only, no path.
+        ReleaseLicense,
         SendEmail,
         Noop
     )),
@@ -67,8 +70,9 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Adds `POST /v1/jobs/<slug>` for every kind. The list must follow
-/// `lifecycle_jobs::KINDS`; a test fails when a kind is missing here.
+/// Adds `POST /v1/jobs/<slug>` for every public kind. The list must follow
+/// `lifecycle_jobs::PUBLIC_KINDS`; a test fails when a kind is missing here or an internal
+/// one is in it.
 struct EnqueuePaths;
 
 impl Modify for EnqueuePaths {
@@ -77,7 +81,6 @@ impl Modify for EnqueuePaths {
             enqueue_path::<DeactivateSalesperson>(),
             enqueue_path::<DeactivateUser>(),
             enqueue_path::<ReassignRecords>(),
-            enqueue_path::<ReleaseLicense>(),
             enqueue_path::<CreateUser>(),
             enqueue_path::<ConfirmUser>(),
             enqueue_path::<ActivateSalesperson>(),
@@ -86,8 +89,6 @@ impl Modify for EnqueuePaths {
             enqueue_path::<RecordLogin>(),
             enqueue_path::<RecordActivity>(),
             enqueue_path::<PurchaseMade>(),
-            enqueue_path::<SendEmail>(),
-            enqueue_path::<Noop>(),
         ] {
             document.paths.paths.insert(path, item);
         }
@@ -107,7 +108,13 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
         .operation_id(Some(format!("enqueue_{}", J::SLUG.replace('-', "_"))))
         .summary(Some(format!("Enqueue a {} job", J::NAME)))
         .description(Some(
-            "Idempotency-Key: the same key twice gives the same job, enqueued once.",
+            "Idempotency-Key: scoped to the payload's account (another account's key is \
+             another key). The same key with the same payload gives the same job, enqueued \
+             once (`created: false`); the same key with another kind or payload is a 409 \
+             naming the job that holds it. At most 200 bytes of visible ASCII. \
+             The token's scope applies: the kinds it may enqueue, whether it may send \
+             `\"actor\": \"system\"`, its accounts (403 naming `kind`, `actor` or \
+             `account_id`).",
         ))
         .parameter(
             utoipa::openapi::path::ParameterBuilder::new()
@@ -134,6 +141,21 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
             error_response("Bad input: the field at fault is named"),
         )
         .response("401", error_response("Missing or wrong bearer token"))
+        .response(
+            "403",
+            error_response(
+                "Outside the token's scope: `field` is `kind` (a kind it may not enqueue), \
+                 `actor` (\"system\" without that permission) or `account_id` (an account \
+                 not among its accounts)",
+            ),
+        )
+        .response(
+            "409",
+            error_response(
+                "The Idempotency-Key already holds another job (another kind or payload) of \
+                 the account: `job_id` names it; nothing was enqueued",
+            ),
+        )
         .response("413", error_response("Body larger than the payload limit"))
         .response("415", error_response("Body not JSON"))
         .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
@@ -178,6 +200,13 @@ mod tests {
         let schemas = &document.components.as_ref().unwrap().schemas;
         for (name, slug) in lifecycle_jobs::KINDS {
             let path = format!("/v1/jobs/{slug}");
+            if !lifecycle_jobs::is_public(name) {
+                assert!(
+                    !document.paths.paths.contains_key(&path),
+                    "{name} is internal: not enqueued over HTTP"
+                );
+                continue;
+            }
             let item = document
                 .paths
                 .paths
@@ -189,6 +218,10 @@ mod tests {
             };
             let schema_name = reference.ref_location.rsplit('/').next().unwrap();
             assert!(schemas.contains_key(schema_name), "{schema_name} missing");
+            let responses = &item.post.as_ref().unwrap().responses.responses;
+            for status in ["202", "400", "401", "403", "409", "413", "415"] {
+                assert!(responses.contains_key(status), "{path}: no {status}");
+            }
         }
         assert!(schemas.contains_key("Actor"));
         assert!(document.paths.paths.contains_key("/v1/jobs/{id}"));

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, State};
 use serde::{Deserialize, Serialize};
 
-use super::api::{ApiError, ErrorBody};
+use super::api::{ApiError, ErrorBody, TokenScope};
 use crate::App;
 use crate::store::access;
 
@@ -43,12 +43,22 @@ pub struct TokenCheckResponse {
     responses(
         (status = 200, description = "Whether the token is valid, and whose", body = TokenCheckResponse),
         (status = 400, description = "No token in the body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "The service token may not check tokens (`check_tokens` is not in its scope)", body = ErrorBody),
     )
 )]
 pub async fn check(
     State(app): State<Arc<App>>,
+    Extension(scope): Extension<Arc<TokenScope>>,
     body: Result<Json<TokenCheckRequest>, JsonRejection>,
 ) -> Result<Json<TokenCheckResponse>, ApiError> {
+    // Whose a session is, is for the services that authenticate users, not every caller.
+    if !scope.check_tokens {
+        return Err(ApiError::Forbidden {
+            field: None,
+            reason: "this token may not check tokens".into(),
+        });
+    }
     let Json(request) = body
         .map_err(|rejection| lifecycle_jobs::InvalidPayload::new("token", rejection.body_text()))?;
     let mut tx = app.store.begin_read().await?;

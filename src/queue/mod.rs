@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::{QueueBackend, QueueSettings};
-use crate::store::ledger::{self, ClaimedJob, NewJob, Settlement};
+pub use crate::store::ledger::IdempotencyKey;
+use crate::store::ledger::{self, ClaimedJob, NewJob, Recorded, Settlement};
 use crate::store::{Store, StoreError, Tx};
 use crate::store::{events, outbox};
 use redis::{Message, RedisReader, RedisTransport};
@@ -43,6 +44,17 @@ pub enum QueueError {
     Settle(String),
     #[error("could not record the job: {0}")]
     Record(String),
+    /// The key was already used for another job (another kind or payload) of the same
+    /// account: nothing was recorded. A producer's retry sends the same job again and gets
+    /// `created: false`; a different job needs a key of its own.
+    #[error(
+        "idempotency key {key} already used by job {job_id} with another kind or payload; \
+         nothing enqueued"
+    )]
+    IdempotencyConflict { key: String, job_id: Uuid },
+    /// A producer's key is scoped to an account: a job without one cannot carry it.
+    #[error("idempotency key {0} needs the job's account: producer keys are scoped to it")]
+    KeyWithoutAccount(String),
 }
 
 /// What a producer asks for.
@@ -51,14 +63,19 @@ pub struct EnqueueRequest {
     pub kind: &'static str,
     pub account_id: Option<i64>,
     pub payload: String,
-    pub idempotency_key: Option<String>,
+    /// A producer's key (`"crm-42".into()`, scoped to the account) or the service's own
+    /// ([`IdempotencyKey::internal`]).
+    pub idempotency_key: Option<IdempotencyKey>,
     /// When the job may run; `None`: now.
     pub run_at_ms: Option<i64>,
 }
 
 impl EnqueueRequest {
     /// The request for `job`, its secrets sealed ([`Job::seal`]).
-    pub fn for_job<J: Job>(job: &J, idempotency_key: Option<String>) -> Result<Self, QueueError> {
+    pub fn for_job<J: Job>(
+        job: &J,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Self, QueueError> {
         let mut sealed = job.clone();
         sealed.seal();
         Ok(Self {
@@ -137,7 +154,7 @@ pub struct Queue {
     enqueuer: Option<Enqueuer>,
 }
 
-type EnqueueCall = (NewJob, oneshot::Sender<Result<Enqueued, String>>);
+type EnqueueCall = (NewJob, oneshot::Sender<Result<Recorded, String>>);
 
 /// Gathers the single enqueues that arrive together (API requests on many connections)
 /// into one INSERT and one Redis round trip: group commit, done by the service. Each caller
@@ -156,7 +173,9 @@ impl Enqueuer {
             let mut batch: Vec<EnqueueCall> = Vec::with_capacity(Self::MAX_BATCH);
             while calls.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
                 let (jobs, replies): (Vec<NewJob>, Vec<_>) = batch.drain(..).unzip();
-                match queue.enqueue_batch_of(jobs).await {
+                // Each job is another caller's: one's conflict is its own answer, the
+                // others are recorded all the same.
+                match queue.record_and_push(jobs).await {
                     Ok(recorded) => {
                         for (reply, answer) in replies.into_iter().zip(recorded) {
                             let _ = reply.send(Ok(answer));
@@ -174,7 +193,7 @@ impl Enqueuer {
         Self(sender)
     }
 
-    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+    async fn enqueue(&self, job: NewJob) -> Result<Recorded, QueueError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || QueueError::Record("the enqueuer has stopped".into());
         self.0.send((job, reply)).await.map_err(|_| stopped())?;
@@ -263,20 +282,25 @@ impl Queue {
     }
 
     /// Records the job in the ledger (durably, before answering) and hands it to the
-    /// transport. The same idempotency key twice gives the same job, enqueued once.
+    /// transport. The same idempotency key twice gives the same job, enqueued once; the key
+    /// of another job (another kind or payload) is [`QueueError::IdempotencyConflict`].
     pub async fn enqueue(&self, request: EnqueueRequest) -> Result<Enqueued, QueueError> {
-        let new_job = self.new_job(request);
-        if let Some(enqueuer) = &self.enqueuer {
-            return enqueuer.enqueue(new_job).await;
-        }
-        self.enqueue_batch_of(vec![new_job])
-            .await?
-            .pop()
-            .ok_or(QueueError::Record("an enqueue recorded nothing".into()))
+        let new_job = self.new_job(request)?;
+        let key = new_job.idempotency_key.clone();
+        let recorded = match &self.enqueuer {
+            Some(enqueuer) => enqueuer.enqueue(new_job).await?,
+            None => self
+                .record_and_push(vec![new_job])
+                .await?
+                .pop()
+                .ok_or(QueueError::Record("an enqueue recorded nothing".into()))?,
+        };
+        answer(recorded, key.as_ref())
     }
 
-    /// Records many jobs in one transaction, then hands them to the transport in one
-    /// round trip: for bulk producers and benchmarks.
+    /// Records many jobs in one transaction, all or none, then hands them to the transport
+    /// in one round trip: for bulk producers and benchmarks. A job whose key belongs to
+    /// another job ([`QueueError::IdempotencyConflict`]) records none of the batch.
     pub async fn enqueue_batch(
         &self,
         requests: Vec<EnqueueRequest>,
@@ -284,28 +308,41 @@ impl Queue {
         let jobs: Vec<NewJob> = requests
             .into_iter()
             .map(|request| self.new_job(request))
-            .collect();
-        self.enqueue_batch_of(jobs).await
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.store.begin().await?;
+        let recorded = ledger::insert_many(&mut tx, &jobs).await?;
+        let answers: Vec<Enqueued> = recorded
+            .iter()
+            .zip(&jobs)
+            .map(|(recorded, job)| answer(*recorded, job.idempotency_key.as_ref()))
+            .collect::<Result<_, _>>()
+            .inspect_err(|_| tracing::debug!("a batch holds a conflicting key: recorded none"))?;
+        tx.commit().await?;
+        self.push_created(jobs, &recorded).await;
+        Ok(answers)
     }
 
-    /// Records `jobs` at once (all or none), then hands them to the transport. Committed is
-    /// accepted: a failed push is logged and left to the reconciler, not reported, so a
-    /// producer does not enqueue again what is already recorded.
-    async fn enqueue_batch_of(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+    /// Records `jobs` at once, each on its own ([`ledger::insert_many_now`]), then hands
+    /// the new ones to the transport.
+    async fn record_and_push(&self, jobs: Vec<NewJob>) -> Result<Vec<Recorded>, QueueError> {
         let recorded = ledger::insert_many_now(&self.store, &jobs).await?;
+        self.push_created(jobs, &recorded).await;
+        Ok(recorded)
+    }
+
+    /// Hands the jobs just created to the transport. Committed is accepted: a failed push
+    /// is logged and left to the reconciler, not reported, so a producer does not enqueue
+    /// again what is already recorded.
+    async fn push_created(&self, jobs: Vec<NewJob>, recorded: &[Recorded]) {
         let mut pending = AfterCommit::default();
-        for (job, (_, created)) in jobs.into_iter().zip(&recorded) {
-            if *created {
+        for (job, recorded) in jobs.into_iter().zip(recorded) {
+            if matches!(recorded, Recorded::Created(_)) {
                 pending.add(&self.transport, job);
             }
         }
         if let Err(error) = self.push(pending).await {
             tracing::warn!(%error, "could not push enqueued jobs; the reconciler will");
         }
-        Ok(recorded
-            .into_iter()
-            .map(|(id, created)| Enqueued { id, created })
-            .collect())
     }
 
     /// Runs a finished or dead job again now, keeping its history: the dashboard's and
@@ -333,19 +370,25 @@ impl Queue {
         tx: &mut Tx,
         request: EnqueueRequest,
     ) -> Result<(Enqueued, AfterCommit), QueueError> {
-        let new_job = self.new_job(request);
-        let (id, created) = ledger::insert(tx, &new_job).await?;
+        let new_job = self.new_job(request)?;
+        let recorded = ledger::insert(tx, &new_job).await?;
+        let enqueued = answer(recorded, new_job.idempotency_key.as_ref())?;
         let mut after_commit = AfterCommit::default();
-        if created {
+        if enqueued.created {
             after_commit.add(&self.transport, new_job);
         }
-        Ok((Enqueued { id, created }, after_commit))
+        Ok((enqueued, after_commit))
     }
 
     /// The ledger row of a request, as of now.
-    fn new_job(&self, request: EnqueueRequest) -> NewJob {
+    fn new_job(&self, request: EnqueueRequest) -> Result<NewJob, QueueError> {
+        if let (Some(IdempotencyKey::Caller(key)), None) =
+            (&request.idempotency_key, request.account_id)
+        {
+            return Err(QueueError::KeyWithoutAccount(key.clone()));
+        }
         let now_ms = self.clock.now_ms();
-        NewJob {
+        Ok(NewJob {
             id: Uuid::now_v7(),
             kind: request.kind.to_string(),
             account_id: request.account_id,
@@ -355,7 +398,7 @@ impl Queue {
             run_at_ms: request.run_at_ms.unwrap_or(now_ms),
             created_at_ms: now_ms,
             pushed_at_ms: self.held_by_ledger(now_ms),
-        }
+        })
     }
 
     /// Hands committed jobs to the transport (a no-op on the database transport, where the
@@ -411,20 +454,41 @@ impl Queue {
             for row in &rows {
                 match lifecycle_jobs::validate_json(&row.kind, &row.payload) {
                     Ok(job) => {
+                        // The producer's key is scoped to the job's account like any other
+                        // producer's; without one, the row's own id keys the job, in the
+                        // service's space, so relaying a row twice records one job.
+                        let key = match &row.idempotency_key {
+                            Some(key) => IdempotencyKey::Caller(key.clone()),
+                            None => IdempotencyKey::internal(format!("outbox:{}", row.id)),
+                        };
                         let request = EnqueueRequest {
                             kind: job.name,
                             account_id: Some(job.account_id),
                             payload: job.payload,
-                            idempotency_key: Some(
-                                row.idempotency_key
-                                    .clone()
-                                    .unwrap_or_else(|| format!("outbox:{}", row.id)),
-                            ),
+                            idempotency_key: Some(key),
                             run_at_ms: None,
                         };
-                        let (enqueued, pending) = self.enqueue_in(&mut tx, request).await?;
-                        after_commit.0.extend(pending.0);
-                        outbox::mark_relayed(&mut tx, row.id, Some(enqueued.id), None, now).await?;
+                        match self.enqueue_in(&mut tx, request).await {
+                            Ok((enqueued, pending)) => {
+                                after_commit.0.extend(pending.0);
+                                outbox::mark_relayed(&mut tx, row.id, Some(enqueued.id), None, now)
+                                    .await?;
+                            }
+                            // Nothing was recorded (the insert did nothing): the row is
+                            // marked with why, as an invalid payload is.
+                            Err(conflict @ QueueError::IdempotencyConflict { .. }) => {
+                                tracing::warn!(outbox_id = row.id, %conflict, "outbox row refused");
+                                outbox::mark_relayed(
+                                    &mut tx,
+                                    row.id,
+                                    None,
+                                    Some(&conflict.to_string()),
+                                    now,
+                                )
+                                .await?;
+                            }
+                            Err(error) => return Err(error),
+                        }
                     }
                     Err(refusal) => {
                         tracing::warn!(outbox_id = row.id, %refusal, "outbox row refused");
@@ -694,6 +758,19 @@ impl Queue {
             self.held_by_ledger(now_ms),
         )
         .await?)
+    }
+}
+
+/// What the caller of an enqueue learns of a recorded job: the job, created or found under
+/// its key, or the conflict of a key that belongs to another job.
+fn answer(recorded: Recorded, key: Option<&IdempotencyKey>) -> Result<Enqueued, QueueError> {
+    match recorded {
+        Recorded::Created(id) => Ok(Enqueued { id, created: true }),
+        Recorded::Existing(id) => Ok(Enqueued { id, created: false }),
+        Recorded::Conflict(job_id) => Err(QueueError::IdempotencyConflict {
+            key: key.map(|key| key.to_string()).unwrap_or_default(),
+            job_id,
+        }),
     }
 }
 
