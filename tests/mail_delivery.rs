@@ -726,11 +726,14 @@ async fn a_claim_left_by_a_crashed_attempt_is_taken_over(backend: Backend) {
     let stale = record_pending_email(&env, &world, pat, "stale@acme.test").await;
     let fresh = record_pending_email(&env, &world, pat, "fresh@acme.test").await;
     let mut tx = env.tx().await;
+    let crashed_job = Uuid::now_v7();
+    let crashed = emails::claimant(crashed_job, "crashed");
     assert!(
         emails::claim(
             &mut tx,
             stale,
-            "crashed-attempt",
+            crashed_job,
+            &crashed,
             now_ms - lease_ms - 1,
             i64::MIN
         )
@@ -738,7 +741,7 @@ async fn a_claim_left_by_a_crashed_attempt_is_taken_over(backend: Backend) {
         .unwrap()
     );
     assert!(
-        emails::claim(&mut tx, fresh, "crashed-attempt", now_ms, i64::MIN)
+        emails::claim(&mut tx, fresh, crashed_job, &crashed, now_ms, i64::MIN)
             .await
             .unwrap()
     );
@@ -777,7 +780,7 @@ async fn a_claim_left_by_a_crashed_attempt_is_taken_over(backend: Backend) {
     let row = email(&env, fresh).await;
     assert_eq!(
         (row.state.as_str(), row.claimed_by.as_deref()),
-        ("pending", Some("crashed-attempt")),
+        ("pending", Some(crashed.as_str())),
         "{row:?}"
     );
     // ...until the lease has run out.
@@ -797,6 +800,46 @@ async fn a_claim_left_by_a_crashed_attempt_is_taken_over(backend: Backend) {
         ("sent", 2),
         "{row:?}"
     );
+
+    // A claim left just now by an earlier attempt of the same job (its worker was killed
+    // mid-send; the ledger gave the job to a new attempt): taken over at once.
+    let same_job = record_pending_email(&env, &world, pat, "same@acme.test").await;
+    env.stop_worker().await;
+    let send = env
+        .enqueue(common::request(&SendEmail {
+            account_id: world.account,
+            email_id: same_job,
+        }))
+        .await;
+    let mut tx = env.tx().await;
+    let earlier_attempt = emails::claimant(send.id, "killed");
+    assert!(
+        emails::claim(
+            &mut tx,
+            same_job,
+            send.id,
+            &earlier_attempt,
+            env.clock.now_ms(),
+            i64::MIN
+        )
+        .await
+        .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let record = env.wait_for(send.id).await;
+    assert_eq!(
+        (record.state.as_str(), record.attempts),
+        ("done", 1),
+        "{record:?}"
+    );
+    assert_eq!(env.mail(3).await.len(), 3);
+    let row = email(&env, same_job).await;
+    assert_eq!(
+        (row.state.as_str(), row.send_attempts),
+        ("sent", 2),
+        "{row:?}"
+    );
+    assert_eq!(env.sink.messages_to("same@acme.test").len(), 1);
 }
 
 on_both_backends!(

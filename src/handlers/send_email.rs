@@ -14,10 +14,12 @@
 //!
 //! A claim keeps a concurrent second attempt from sending: it finds the message claimed
 //! and tries again later. A claim older than the lease ([`claim_lease_ms`]) was left by an
-//! attempt that died mid-send and is taken over. The window for a duplicate is the one
-//! that exists anyway: an attempt that dies after the server took the message, before the
-//! mark (or one that outlives its lease), sends it again, with the same Message-ID, so a
-//! mail system can tell it is the same one.
+//! attempt that died mid-send and is taken over; so is, at once, one left by an earlier
+//! attempt of the same job (its worker died: the ledger runs one attempt of a job at a
+//! time), as the retry after a crash did when the claim was a row lock. The window for a
+//! duplicate is the one that exists anyway: an attempt that dies after the server took the
+//! message, before the mark (or one that outlives its lease), sends it again, with the same
+//! Message-ID, so a mail system can tell it is the same one.
 //!
 //! Credentials are minted here, at delivery: a new temporary password and confirmation link
 //! for each attempt, only their hashes stored (with the claim, so what goes out works the
@@ -80,11 +82,20 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
     };
 
     // Step 1: the claim, in one short transaction.
-    let claimant = format!("{}/{}", ctx.job_id, Uuid::new_v4().simple());
+    let claimant = emails::claimant(ctx.job_id, &Uuid::new_v4().simple().to_string());
     let now_ms = ctx.clock.now_ms();
     let stale_before_ms = now_ms - claim_lease_ms(&ctx.settings.mail);
     let mut tx = ctx.store.begin().await?;
-    if !emails::claim(&mut tx, email.id, &claimant, now_ms, stale_before_ms).await? {
+    if !emails::claim(
+        &mut tx,
+        email.id,
+        ctx.job_id,
+        &claimant,
+        now_ms,
+        stale_before_ms,
+    )
+    .await?
+    {
         let email = load_email(&mut tx, job).await?;
         tx.commit().await?;
         if let Some(done) = already_settled(&email) {

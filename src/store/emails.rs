@@ -87,14 +87,23 @@ pub async fn for_user(tx: &mut Tx, user_id: i64) -> Result<Vec<EmailRow>, StoreE
     )
 }
 
-/// Claims a `pending` message for one delivery attempt (`claimant`) and counts the attempt:
-/// the claim is what stops a second attempt from sending it meanwhile, without holding a
-/// transaction open across the SMTP conversation. A claim made before `stale_before_ms` was
-/// left by an attempt that died mid-send and is taken over. Returns `false` when the message
-/// is no longer pending, or another attempt holds a live claim on it.
+/// Who claims a message: `<job id>/<attempt nonce>`, so an attempt can tell a claim left
+/// by an earlier attempt of its own job.
+pub fn claimant(job_id: Uuid, attempt: &str) -> String {
+    format!("{job_id}/{attempt}")
+}
+
+/// Claims a `pending` message for one delivery attempt of job `job_id` (`claimant`, see
+/// [`claimant`]) and counts the attempt: the claim is what stops a second attempt from
+/// sending it meanwhile, without holding a transaction open across the SMTP conversation.
+/// Taken over: a claim made before `stale_before_ms` (its attempt died mid-send), and one
+/// made by an earlier attempt of the same job (the ledger runs a job's attempts one at a
+/// time, so that attempt is over: its worker died). Returns `false` when the message is no
+/// longer pending, or another job's attempt holds a live claim on it.
 pub async fn claim(
     tx: &mut Tx,
     email_id: i64,
+    job_id: Uuid,
     claimant: &str,
     now_ms: i64,
     stale_before_ms: i64,
@@ -104,11 +113,12 @@ pub async fn claim(
         "UPDATE email_messages
             SET send_attempts = send_attempts + 1, claimed_by = $2, claimed_at_ms = $3
           WHERE id = $1 AND state = 'pending'
-            AND (claimed_at_ms IS NULL OR claimed_at_ms < $4)",
+            AND (claimed_at_ms IS NULL OR claimed_at_ms < $4 OR claimed_by LIKE $5)",
         email_id,
         claimant,
         now_ms,
-        stale_before_ms
+        stale_before_ms,
+        format!("{job_id}/%")
     )?;
     Ok(changed == 1)
 }
