@@ -581,7 +581,271 @@ async fn a_redelivered_send_sends_nothing(backend: Backend) {
     assert_eq!(env.sink.count(), 1);
 }
 
+/// Builds the context a SendEmail attempt runs with, for attempts the test runs itself
+/// (two at once; one after a claim left in place), as the worker would.
+fn attempt_context(env: &TestEnv) -> lifecycle::handlers::JobContext<'_> {
+    lifecycle::handlers::JobContext {
+        store: &env.app.store,
+        queue: &env.app.queue,
+        clock: &env.app.clock,
+        mailer: &env.app.mailer,
+        settings: &env.app.settings,
+        job_id: Uuid::now_v7(),
+        subject: Default::default(),
+    }
+}
+
+/// Scenario 9: while the SMTP server takes its time over a message, other writes go on:
+/// jobs are enqueued and a RecordActivity runs to completion before the message is marked
+/// sent (on SQLite a transaction held across the SMTP conversation stopped every write).
+async fn other_writes_go_on_while_a_message_is_in_smtp(backend: Backend) {
+    let mut env = TestEnv::start_with(backend, |settings| {
+        // The server holds the message until the test lets it go: the client must not
+        // give up meanwhile.
+        settings.mail.timeout_secs = 60;
+    })
+    .await;
+    let world = seed_world(&env, 2).await;
+    let pat = seed_agent(&env, &world, "Pat", "en").await;
+    let email_id = record_pending_email(&env, &world, pat, "pat@acme.test").await;
+    // Held until released below; the limit only ends the test should the writes wait.
+    env.sink.set_dawdle(StdDuration::from_secs(15));
+    let send = env
+        .enqueue(common::request(&SendEmail {
+            account_id: world.account,
+            email_id,
+        }))
+        .await;
+    env.start_worker();
+    env.sink
+        .wait_for_dawdling(1, StdDuration::from_secs(30))
+        .await;
+
+    // The message is in the SMTP conversation: other jobs are accepted and run.
+    env.clock.advance(Duration::minutes(1));
+    let mut writes = env
+        .app
+        .queue
+        .enqueue_batch(common::noop_requests(5))
+        .await
+        .unwrap();
+    writes.push(
+        env.enqueue(common::request(&lifecycle_jobs::RecordActivity {
+            account_id: world.account,
+            user_id: pat,
+            source: lifecycle_jobs::ActivitySource::Api,
+            at: None,
+        }))
+        .await,
+    );
+    for write in &writes {
+        assert_eq!(env.wait_for(write.id).await.state, "done", "{write:?}");
+    }
+    let mut tx = env.tx().await;
+    let activity = users::find(&mut tx, pat).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        activity.last_activity_at,
+        Some(env.clock.now()),
+        "{activity:?}"
+    );
+    // ...all while the message was still on its way.
+    let row = email(&env, email_id).await;
+    assert_eq!(row.state, "pending", "not sent yet: {row:?}");
+    assert_eq!(env.sink.count(), 0, "the server has not accepted it yet");
+    assert_eq!(env.job(send.id).await.state, "running");
+
+    env.sink.stop_dawdling();
+    assert_eq!(env.wait_for(send.id).await.state, "done");
+    assert_eq!(env.mail(1).await.len(), 1);
+    let row = email(&env, email_id).await;
+    assert_eq!(
+        (row.state.as_str(), row.send_attempts),
+        ("sent", 1),
+        "{row:?}"
+    );
+    settle_down().await;
+    assert_eq!(env.sink.count(), 1);
+}
+
+/// Scenario 10: two attempts at the same message at once (a job delivered twice, two jobs
+/// for one message) send it once: one claims it, the other finds it claimed or sent. Many
+/// rounds, the server a little slow so the attempts overlap.
+async fn two_attempts_at_once_send_a_message_once(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let pat = seed_agent(&env, &world, "Pat", "en").await;
+    env.sink.set_dawdle(StdDuration::from_millis(30));
+    for round in 0..30 {
+        let address = format!("pat{round}@acme.test");
+        let email_id = record_pending_email(&env, &world, pat, &address).await;
+        let job = SendEmail {
+            account_id: world.account,
+            email_id,
+        };
+        let (first, second) = (attempt_context(&env), attempt_context(&env));
+        let (a, b) = tokio::join!(
+            lifecycle::handlers::send_email::run(&first, &job),
+            lifecycle::handlers::send_email::run(&second, &job)
+        );
+        let applied = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Ok(lifecycle::handlers::Outcome::Applied)))
+            .count();
+        assert_eq!(applied, 1, "round {round}: one attempt sends: {a:?} {b:?}");
+        for result in [&a, &b] {
+            if let Err(error) = result {
+                assert!(!error.is_permanent(), "round {round}: {error}");
+            }
+        }
+        let row = email(&env, email_id).await;
+        assert_eq!(
+            (row.state.as_str(), row.send_attempts),
+            ("sent", 1),
+            "round {round}: {row:?}"
+        );
+        assert_eq!(
+            env.sink.messages_to(&address).len(),
+            1,
+            "round {round}: sent once"
+        );
+    }
+    settle_down().await;
+    assert_eq!(env.sink.count(), 30);
+}
+
+/// Scenario 11: a claim left by an attempt that died mid-send holds for the lease (three
+/// times the SMTP timeout), then a later attempt takes the message over and sends it once.
+async fn a_claim_left_by_a_crashed_attempt_is_taken_over(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 2).await;
+    let pat = seed_agent(&env, &world, "Pat", "en").await;
+    let lease_ms = lifecycle::handlers::send_email::claim_lease_ms(&env.app.settings.mail);
+    let now_ms = env.clock.now_ms();
+    // Two messages whose attempts died after claiming them: one long ago, one just now.
+    let stale = record_pending_email(&env, &world, pat, "stale@acme.test").await;
+    let fresh = record_pending_email(&env, &world, pat, "fresh@acme.test").await;
+    let mut tx = env.tx().await;
+    let crashed_job = Uuid::now_v7();
+    let crashed = emails::claimant(crashed_job, "crashed");
+    assert!(
+        emails::claim(
+            &mut tx,
+            stale,
+            crashed_job,
+            &crashed,
+            now_ms - lease_ms - 1,
+            i64::MIN
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        emails::claim(&mut tx, fresh, crashed_job, &crashed, now_ms, i64::MIN)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    // The stale claim is taken over: sent once, by the job.
+    let record = env
+        .run(&SendEmail {
+            account_id: world.account,
+            email_id: stale,
+        })
+        .await;
+    assert_eq!(
+        (record.state.as_str(), record.attempts),
+        ("done", 1),
+        "{record:?}"
+    );
+    assert_eq!(env.mail(1).await.len(), 1);
+    let row = email(&env, stale).await;
+    assert_eq!(
+        (row.state.as_str(), row.send_attempts),
+        ("sent", 2),
+        "{row:?}"
+    );
+    assert_eq!(row.claimed_by, None, "{row:?}");
+
+    // The live claim is not: the attempt is told to try again later, and sends nothing...
+    let job = SendEmail {
+        account_id: world.account,
+        email_id: fresh,
+    };
+    let early = lifecycle::handlers::send_email::run(&attempt_context(&env), &job).await;
+    let error = early.expect_err("a live claim holds");
+    assert!(!error.is_permanent(), "{error}");
+    assert!(error.to_string().contains("another attempt"), "{error}");
+    let row = email(&env, fresh).await;
+    assert_eq!(
+        (row.state.as_str(), row.claimed_by.as_deref()),
+        ("pending", Some(crashed.as_str())),
+        "{row:?}"
+    );
+    // ...until the lease has run out.
+    env.clock.advance(Duration::milliseconds(lease_ms + 1));
+    let late = lifecycle::handlers::send_email::run(&attempt_context(&env), &job).await;
+    assert!(
+        matches!(late, Ok(lifecycle::handlers::Outcome::Applied)),
+        "{late:?}"
+    );
+    settle_down().await;
+    assert_eq!(env.sink.messages_to("stale@acme.test").len(), 1);
+    assert_eq!(env.sink.messages_to("fresh@acme.test").len(), 1);
+    assert_eq!(env.sink.count(), 2);
+    let row = email(&env, fresh).await;
+    assert_eq!(
+        (row.state.as_str(), row.send_attempts),
+        ("sent", 2),
+        "{row:?}"
+    );
+
+    // A claim left just now by an earlier attempt of the same job (its worker was killed
+    // mid-send; the ledger gave the job to a new attempt): taken over at once.
+    let same_job = record_pending_email(&env, &world, pat, "same@acme.test").await;
+    env.stop_worker().await;
+    let send = env
+        .enqueue(common::request(&SendEmail {
+            account_id: world.account,
+            email_id: same_job,
+        }))
+        .await;
+    let mut tx = env.tx().await;
+    let earlier_attempt = emails::claimant(send.id, "killed");
+    assert!(
+        emails::claim(
+            &mut tx,
+            same_job,
+            send.id,
+            &earlier_attempt,
+            env.clock.now_ms(),
+            i64::MIN
+        )
+        .await
+        .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let record = env.wait_for(send.id).await;
+    assert_eq!(
+        (record.state.as_str(), record.attempts),
+        ("done", 1),
+        "{record:?}"
+    );
+    assert_eq!(env.mail(3).await.len(), 3);
+    let row = email(&env, same_job).await;
+    assert_eq!(
+        (row.state.as_str(), row.send_attempts),
+        ("sent", 2),
+        "{row:?}"
+    );
+    assert_eq!(env.sink.messages_to("same@acme.test").len(), 1);
+}
+
 on_both_backends!(
+    other_writes_go_on_while_a_message_is_in_smtp,
+    two_attempts_at_once_send_a_message_once,
+    a_claim_left_by_a_crashed_attempt_is_taken_over,
     one_message_per_change_in_the_recipients_language,
     a_failure_after_sending_does_not_send_twice,
     an_smtp_outage_delays_mail_without_blocking_changes,

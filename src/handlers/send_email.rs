@@ -1,26 +1,52 @@
 //! SendEmail (SPEC section 4): delivers one recorded message, once.
 //!
 //! The message was recorded by the change that called for it; this job only sends it, so an
-//! SMTP outage retries delivery without redoing the change. It is marked `sent` right after
-//! the server accepts it; a retry finds the mark and sends nothing. (The one window left is
-//! a crash between the server's acceptance and that mark: the message then goes out again,
-//! with the same Message-ID, so a mail system can tell it is the same one.)
+//! SMTP outage retries delivery without redoing the change.
+//!
+//! No transaction is open while the SMTP server is talked to (it may take up to
+//! `mail.timeout_secs` per command; on SQLite a write transaction would stop every other
+//! write for that long). Instead, three steps:
+//! 1. one short transaction claims the message (still `pending`, with this attempt's name
+//!    and the time) and stores the hashes of the credentials it will carry;
+//! 2. the message goes out, outside any transaction;
+//! 3. another short transaction marks it `sent`; a failed send clears the claim instead, so
+//!    the retry can send at once.
+//!
+//! A claim keeps a concurrent second attempt from sending: it finds the message claimed
+//! and tries again later. A claim older than the lease ([`claim_lease_ms`]) was left by an
+//! attempt that died mid-send and is taken over; so is, at once, one left by an earlier
+//! attempt of the same job (its worker died: the ledger runs one attempt of a job at a
+//! time), as the retry after a crash did when the claim was a row lock. The window for a
+//! duplicate is the one that exists anyway: an attempt that dies after the server took the
+//! message, before the mark (or one that outlives its lease), sends it again, with the same
+//! Message-ID, so a mail system can tell it is the same one.
 //!
 //! Credentials are minted here, at delivery: a new temporary password and confirmation link
-//! for each attempt, only their hashes stored, the older link superseded. They exist in
-//! clear only in the message on its way out.
+//! for each attempt, only their hashes stored (with the claim, so what goes out works the
+//! moment it arrives), the older link superseded. They exist in clear only in the message
+//! on its way out. A user confirmed or deactivated before the claim gets none.
 
 use lifecycle_jobs::{SendEmail, sha256_hex};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::{JobContext, JobError, Outcome, load_account, load_user};
+use crate::config::MailSettings;
 use crate::domain::confirmation;
 use crate::domain::credentials::{hash_password, new_link_secret, new_temporary_password};
 use crate::domain::user::UserStatus;
 use crate::mail::render::{Template, render};
 use crate::mail::{MailError, OutgoingEmail, format_instant};
+use crate::queue::{QueueError, with_retries};
 use crate::store::emails::{self, EmailRow};
-use crate::store::{confirmation_links, users};
+use crate::store::{Store, confirmation_links, users};
+
+/// How long a claim holds before another attempt may take the message over: three times
+/// what one SMTP command may take, so a live attempt, even a slow one, is never overtaken
+/// (lettre's timeout bounds each command; a conversation is a few of them).
+pub fn claim_lease_ms(mail: &MailSettings) -> i64 {
+    3 * 1000 * mail.timeout_secs.max(1) as i64
+}
 
 pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobError> {
     // Look first, without the write lock: hashing a password takes a while on purpose.
@@ -55,21 +81,34 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
         _ => None,
     };
 
-    // One transaction around the send: the row is locked (PostgreSQL; SQLite holds its
-    // write lock) from before the message goes out until it is marked sent, so a second
-    // attempt cannot send it meanwhile, and the only window for a duplicate is the commit
-    // itself. Waiting for the lock after the send would widen it to the lock wait.
+    // Step 1: the claim, in one short transaction.
+    let claimant = emails::claimant(ctx.job_id, &Uuid::new_v4().simple().to_string());
+    let now_ms = ctx.clock.now_ms();
+    let stale_before_ms = now_ms - claim_lease_ms(&ctx.settings.mail);
     let mut tx = ctx.store.begin().await?;
-    if !emails::lock_pending(&mut tx, email.id).await? {
-        // Settled by a concurrent attempt since we looked.
+    if !emails::claim(
+        &mut tx,
+        email.id,
+        ctx.job_id,
+        &claimant,
+        now_ms,
+        stale_before_ms,
+    )
+    .await?
+    {
         let email = load_email(&mut tx, job).await?;
         tx.commit().await?;
-        return Ok(
-            already_settled(&email).unwrap_or(Outcome::NothingToDo(format!(
-                "message {} is {}",
-                email.id, email.state
-            ))),
-        );
+        if let Some(done) = already_settled(&email) {
+            // Settled by a concurrent attempt since we looked.
+            return Ok(done);
+        }
+        // Another attempt is sending it now: try again later; by then it is sent, or its
+        // claim was released (the send failed) or has run out (that attempt died).
+        return Err(JobError::NotYetDue(format!(
+            "message {} is being sent by another attempt ({}); trying again later",
+            email.id,
+            email.claimed_by.as_deref().unwrap_or("unknown")
+        )));
     }
     if let Some((password, password_hash, link_secret)) = credentials {
         let user_id = email.user_id.ok_or_else(|| {
@@ -115,23 +154,25 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
             );
         }
     }
+    tx.commit().await?;
 
-    let rendered = match render(template, &email.language, &variables) {
-        Ok(rendered) => rendered,
-        Err(error) => {
-            tx.commit().await?;
-            return Err(JobError::Precondition(format!(
-                "message {}: {error}",
-                email.id
-            )));
-        }
-    };
+    // Step 2: the send, outside any transaction.
     let message_id = ctx.mailer.message_id(&format!(
         "lifecycle.{}.{}.{}",
         email.account_id,
         email.id,
         email.created_at.timestamp()
     ));
+    let rendered = match render(template, &email.language, &variables) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            release(ctx.store, email.id, &claimant).await;
+            return Err(JobError::Precondition(format!(
+                "message {}: {error}",
+                email.id
+            )));
+        }
+    };
     let sent = ctx
         .mailer
         .send(&OutgoingEmail {
@@ -143,17 +184,41 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
         .await;
     if let Err(error) = sent {
         // The attempt stays counted; credentials minted for it were never delivered.
-        tx.commit().await?;
+        release(ctx.store, email.id, &claimant).await;
         return Err(error.into());
     }
-    emails::mark_sent(&mut tx, email.id, &message_id, ctx.clock.now()).await?;
-    tx.commit().await?;
+
+    // Step 3: the mark. Retried through a passing database failure: a mark lost leaves the
+    // claim to run out, and then the message goes out again.
+    with_retries("mark a sent message", || async {
+        let mut tx = ctx.store.begin().await?;
+        emails::mark_sent(&mut tx, email.id, &message_id, ctx.clock.now()).await?;
+        tx.commit().await?;
+        Ok::<_, QueueError>(())
+    })
+    .await?;
     if ctx.mailer.take_failure_after_sending() {
         return Err(
             MailError::Unavailable("failure injected after sending (test hook)".into()).into(),
         );
     }
     Ok(Outcome::Applied)
+}
+
+/// Clears `claimant`'s claim on a message it could not send, in a short transaction of its
+/// own, through a passing database failure, so that the retry can send at once. Should it
+/// fail for good, the claim runs out and the retry waits for the lease.
+async fn release(store: &Store, email_id: i64, claimant: &str) {
+    let released = with_retries("release the claim of a failed send", || async {
+        let mut tx = store.begin().await?;
+        let released = emails::release(&mut tx, email_id, claimant).await?;
+        tx.commit().await?;
+        Ok(released)
+    })
+    .await;
+    if let Err(error) = released {
+        tracing::warn!(email_id, %error, "could not release the claim of a failed send; a retry takes it over after the lease");
+    }
 }
 
 async fn load_email(tx: &mut crate::store::Tx, job: &SendEmail) -> Result<EmailRow, JobError> {

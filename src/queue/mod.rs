@@ -515,36 +515,73 @@ impl Queue {
         }
     }
 
-    /// Publishes recorded events to the Redis stream, in order, each once: the rows are
-    /// locked while they are published and marked in the same transaction. Returns how many.
+    /// Publishes recorded events to the Redis stream, each once, in the order they are
+    /// numbered. Returns how many it added.
+    ///
+    /// One publisher at a time (PostgreSQL: an advisory lock; SQLite has one writer); the
+    /// others return at once, the holder publishing their events too. Each round numbers
+    /// the newly visible events and commits the numbers, then hands every numbered,
+    /// unmarked event to the stream under the entry id `0-<number>`, then marks them. A
+    /// crash between the publish and the mark leaves numbered events whose entry ids the
+    /// stream already has: the next publish skips them (Redis accepts only ids above its
+    /// last), so nothing is added twice, and nothing is left out or put out of order.
     pub async fn publish_events(&self) -> Result<u64, QueueError> {
         let Transport::Redis(redis) = &self.transport else {
             return Ok(0);
         };
+        // An idle publisher looks without taking the lock.
+        let mut tx = self.store.begin_read().await?;
+        let waiting = events::any_unpublished(&mut tx).await?;
+        tx.commit().await?;
+        if !waiting {
+            return Ok(0);
+        }
+        let Some(lock) = events::lock_publisher(&self.store).await? else {
+            return Ok(0);
+        };
+        let published = self.publish_numbered_events(redis).await;
+        // Released whatever happened: a failed publish is taken up again next time.
+        lock.release().await?;
+        published
+    }
+
+    /// The rounds of [`Queue::publish_events`], under the publisher's lock.
+    async fn publish_numbered_events(&self, redis: &RedisTransport) -> Result<u64, QueueError> {
         let mut published = 0;
         loop {
+            // The numbers are committed before the publish: they fix the entry ids.
             let mut tx = self.store.begin().await?;
-            let rows = events::unpublished(&mut tx, RELAY_CHUNK).await?;
-            if rows.is_empty() {
-                tx.commit().await?;
+            events::assign_stream_seqs(&mut tx, RELAY_CHUNK).await?;
+            tx.commit().await?;
+            let mut tx = self.store.begin_read().await?;
+            let rows = events::numbered_unpublished(&mut tx, RELAY_CHUNK).await?;
+            tx.commit().await?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
                 return Ok(published);
-            }
-            let encoded: Vec<String> = rows
+            };
+            let (first_seq, last_seq) = (first.stream_seq, last.stream_seq);
+            let encoded: Vec<(i64, String)> = rows
                 .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<_, _>>()
+                .map(|row| Ok((row.stream_seq, serde_json::to_string(&row.event)?)))
+                .collect::<Result<_, serde_json::Error>>()
                 .map_err(QueueError::Encode)?;
-            redis
+            let added = redis
                 .publish(
                     &self.settings.events_stream,
                     self.settings.events_max_len,
                     &encoded,
                 )
                 .await?;
-            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-            events::mark_published(&mut tx, &ids, self.clock.now()).await?;
+            if (added as usize) < rows.len() {
+                tracing::warn!(
+                    events = rows.len() - added as usize,
+                    "events already on the stream (published before their mark was lost) were not added again"
+                );
+            }
+            let mut tx = self.store.begin().await?;
+            events::mark_published(&mut tx, first_seq, last_seq, self.clock.now()).await?;
             tx.commit().await?;
-            published += rows.len() as u64;
+            published += added;
             if (rows.len() as i64) < RELAY_CHUNK {
                 return Ok(published);
             }

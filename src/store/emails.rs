@@ -54,10 +54,15 @@ pub struct EmailRow {
     pub send_attempts: i32,
     pub sent_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,
+    /// The attempt sending a `pending` message right now (see [`claim`]), if any.
+    pub claimed_by: Option<String>,
+    /// When that attempt claimed it, in ms since the epoch.
+    pub claimed_at_ms: Option<i64>,
 }
 
 const COLUMNS: &str = "id, account_id, user_id, template, language, to_address, to_name, \
-                       variables, state, created_at, send_attempts, sent_at, message_id";
+                       variables, state, created_at, send_attempts, sent_at, message_id, \
+                       claimed_by, claimed_at_ms";
 
 pub async fn find(tx: &mut Tx, email_id: i64) -> Result<Option<EmailRow>, StoreError> {
     fetch_optional!(
@@ -82,19 +87,58 @@ pub async fn for_user(tx: &mut Tx, user_id: i64) -> Result<Vec<EmailRow>, StoreE
     )
 }
 
-/// Counts a delivery attempt of a `pending` message and locks its row until the
-/// transaction ends. Returns `false` when the message is no longer pending.
-pub async fn lock_pending(tx: &mut Tx, email_id: i64) -> Result<bool, StoreError> {
+/// Who claims a message: `<job id>/<attempt nonce>`, so an attempt can tell a claim left
+/// by an earlier attempt of its own job.
+pub fn claimant(job_id: Uuid, attempt: &str) -> String {
+    format!("{job_id}/{attempt}")
+}
+
+/// Claims a `pending` message for one delivery attempt of job `job_id` (`claimant`, see
+/// [`claimant`]) and counts the attempt: the claim is what stops a second attempt from
+/// sending it meanwhile, without holding a transaction open across the SMTP conversation.
+/// Taken over: a claim made before `stale_before_ms` (its attempt died mid-send), and one
+/// made by an earlier attempt of the same job (the ledger runs a job's attempts one at a
+/// time, so that attempt is over: its worker died). Returns `false` when the message is no
+/// longer pending, or another job's attempt holds a live claim on it.
+pub async fn claim(
+    tx: &mut Tx,
+    email_id: i64,
+    job_id: Uuid,
+    claimant: &str,
+    now_ms: i64,
+    stale_before_ms: i64,
+) -> Result<bool, StoreError> {
     let changed = execute!(
         tx,
-        "UPDATE email_messages SET send_attempts = send_attempts + 1
-          WHERE id = $1 AND state = 'pending'",
-        email_id
+        "UPDATE email_messages
+            SET send_attempts = send_attempts + 1, claimed_by = $2, claimed_at_ms = $3
+          WHERE id = $1 AND state = 'pending'
+            AND (claimed_at_ms IS NULL OR claimed_at_ms < $4 OR claimed_by LIKE $5)",
+        email_id,
+        claimant,
+        now_ms,
+        stale_before_ms,
+        format!("{job_id}/%")
     )?;
     Ok(changed == 1)
 }
 
-/// `pending -> sent`. Returns whether this call made the change.
+/// Gives up `claimant`'s claim on a message it could not send, so that a retry may send it
+/// at once rather than after the lease. Returns whether the claim was still its own.
+pub async fn release(tx: &mut Tx, email_id: i64, claimant: &str) -> Result<bool, StoreError> {
+    let changed = execute!(
+        tx,
+        "UPDATE email_messages SET claimed_by = NULL, claimed_at_ms = NULL
+          WHERE id = $1 AND state = 'pending' AND claimed_by = $2",
+        email_id,
+        claimant
+    )?;
+    Ok(changed == 1)
+}
+
+/// `pending -> sent`, whoever holds the claim: the server took the message, so it is sent,
+/// even when a slow attempt's claim was taken over meanwhile. Returns whether this call
+/// made the change.
 pub async fn mark_sent(
     tx: &mut Tx,
     email_id: i64,
@@ -103,7 +147,9 @@ pub async fn mark_sent(
 ) -> Result<bool, StoreError> {
     let changed = execute!(
         tx,
-        "UPDATE email_messages SET state = 'sent', sent_at = $2, message_id = $3
+        "UPDATE email_messages
+            SET state = 'sent', sent_at = $2, message_id = $3,
+                claimed_by = NULL, claimed_at_ms = NULL
           WHERE id = $1 AND state = 'pending'",
         email_id,
         at,
@@ -117,7 +163,8 @@ pub async fn mark_sent(
 pub async fn cancel(tx: &mut Tx, email_id: i64) -> Result<bool, StoreError> {
     let changed = execute!(
         tx,
-        "UPDATE email_messages SET state = 'canceled' WHERE id = $1 AND state = 'pending'",
+        "UPDATE email_messages SET state = 'canceled', claimed_by = NULL, claimed_at_ms = NULL
+          WHERE id = $1 AND state = 'pending'",
         email_id
     )?;
     Ok(changed == 1)

@@ -1,11 +1,13 @@
 //! Events: one per completed change, recorded in the transaction of the job that made it,
-//! published once.
+//! published once, in order: numbered for the stream ([`assign_stream_seqs`]) and committed
+//! before the publish, so that a publish repeated (a crash before the mark) is refused by
+//! Redis rather than added twice.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Dialect, StoreError, Tx, execute, fetch_all};
+use super::{Dialect, Store, StoreError, Tx, execute, fetch_all, fetch_scalar};
 
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
@@ -58,30 +60,121 @@ fn raw_json<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S:
 
 const COLUMNS: &str = "id, kind, account_id, user_id, job_id, at, changes";
 
-/// Events not published yet, in order, locked in `tx` on PostgreSQL.
-pub async fn unpublished(tx: &mut Tx, limit: i64) -> Result<Vec<EventRow>, StoreError> {
-    let sql = match tx.dialect() {
-        Dialect::Postgres => format!(
-            "SELECT {COLUMNS} FROM events WHERE published_at IS NULL ORDER BY id LIMIT $1
-             FOR UPDATE SKIP LOCKED"
-        ),
-        Dialect::Sqlite => {
-            format!("SELECT {COLUMNS} FROM events WHERE published_at IS NULL ORDER BY id LIMIT $1")
-        }
-    };
-    fetch_all!(tx, EventRow, sqlx::AssertSqlSafe(sql), limit)
+/// An event numbered for the stream: its entry id there is `0-<stream_seq>`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NumberedEvent {
+    pub stream_seq: i64,
+    #[sqlx(flatten)]
+    pub event: EventRow,
 }
 
-pub async fn mark_published(tx: &mut Tx, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
-    for id in ids {
-        execute!(
-            tx,
-            "UPDATE events SET published_at = $2 WHERE id = $1",
-            *id,
-            at
-        )?;
+/// The advisory lock key of the event publisher (PostgreSQL; per database).
+const PUBLISHER_LOCK: i64 = 0x6c69_6665_6576_6e74; // "lifeevnt"
+
+/// Held by the one process publishing events at a time; [`PublisherLock::release`] it.
+pub struct PublisherLock(Option<Tx>);
+
+impl PublisherLock {
+    pub async fn release(self) -> Result<(), StoreError> {
+        match self.0 {
+            Some(tx) => tx.rollback().await,
+            None => Ok(()),
+        }
     }
-    Ok(())
+}
+
+/// Takes the publisher's lock if no other process holds it (`None`: one does, and will
+/// publish what there is). PostgreSQL: an advisory lock held by a transaction open until
+/// the release, so it goes with its connection should the process die. SQLite: every write
+/// takes the database's one write lock anyway, and the publication stays correct with
+/// publishers racing (see [`assign_stream_seqs`]); there is nothing to hold.
+pub async fn lock_publisher(store: &Store) -> Result<Option<PublisherLock>, StoreError> {
+    match store.dialect() {
+        Dialect::Sqlite => Ok(Some(PublisherLock(None))),
+        Dialect::Postgres => {
+            let mut tx = store.begin_read().await?;
+            let locked: bool = fetch_scalar!(
+                &mut tx,
+                "SELECT pg_try_advisory_xact_lock($1)",
+                PUBLISHER_LOCK
+            )?;
+            if locked {
+                Ok(Some(PublisherLock(Some(tx))))
+            } else {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Whether any event waits to be published: the cheap look of an idle publisher.
+pub async fn any_unpublished(tx: &mut Tx) -> Result<bool, StoreError> {
+    let found: Option<i64> = fetch_scalar!(
+        tx,
+        "SELECT MAX(id) FROM (SELECT id FROM events WHERE published_at IS NULL LIMIT 1) AS one"
+    )?;
+    Ok(found.is_some())
+}
+
+/// Numbers at most `limit` unpublished, unnumbered events for the stream, in id order,
+/// following the highest number given so far. Commit before publishing them: the number
+/// fixes an event's entry id, so a publish repeated after a crash is refused by Redis.
+///
+/// Ids are given at insert and committed out of order: an event with a lower id may become
+/// visible after a higher one was numbered; it gets the next number, not a place in the
+/// past (which Redis would refuse as published). Two numberings at once both start at the
+/// highest number + 1, so the unique index lets one commit and fails the other: committed
+/// numbers are consecutive, and whoever sees number n sees every number below it.
+pub async fn assign_stream_seqs(tx: &mut Tx, limit: i64) -> Result<u64, StoreError> {
+    execute!(
+        tx,
+        "UPDATE events SET stream_seq = numbered.top + numbered.n
+           FROM (SELECT id,
+                        (SELECT COALESCE(MAX(stream_seq), 0) FROM events) AS top,
+                        ROW_NUMBER() OVER (ORDER BY id) AS n
+                   FROM events
+                  WHERE published_at IS NULL AND stream_seq IS NULL
+                  ORDER BY id LIMIT $1) AS numbered
+          WHERE events.id = numbered.id",
+        limit
+    )
+}
+
+/// Numbered events not marked published yet, by number: what a publisher hands to the
+/// stream (some may be there already, published by an attempt whose mark was lost).
+pub async fn numbered_unpublished(
+    tx: &mut Tx,
+    limit: i64,
+) -> Result<Vec<NumberedEvent>, StoreError> {
+    fetch_all!(
+        tx,
+        NumberedEvent,
+        sqlx::AssertSqlSafe(format!(
+            "SELECT stream_seq, {COLUMNS} FROM events
+              WHERE published_at IS NULL AND stream_seq IS NOT NULL
+              ORDER BY stream_seq LIMIT $1"
+        )),
+        limit
+    )
+}
+
+/// Marks the numbered events from `first_seq` to `last_seq` published: they are on the
+/// stream.
+pub async fn mark_published(
+    tx: &mut Tx,
+    first_seq: i64,
+    last_seq: i64,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    execute!(
+        tx,
+        "UPDATE events SET published_at = $3
+          WHERE stream_seq >= $1 AND stream_seq <= $2 AND published_at IS NULL",
+        first_seq,
+        last_seq,
+        at
+    )
 }
 
 /// An account's events, oldest first: the feed on the embedded default.

@@ -7,6 +7,8 @@
 //! listener and every open connection (connecting is refused), [`SmtpSink::resume`] listens
 //! on the same port again, and [`SmtpSink::set_transient_failure`] makes the server answer
 //! `MAIL FROM` with a `451` (the server is up but refuses mail for now).
+//! [`SmtpSink::set_dawdle`] makes it a slow server: it holds each message's final reply
+//! (and keeps the message only then), so a test can act while a sender waits in `DATA`.
 //!
 //! ```ignore
 //! let sink = SmtpSink::start().await;
@@ -219,6 +221,12 @@ struct Shared {
     /// The number of stored messages, for [`SmtpSink::wait_for`].
     stored: watch::Sender<usize>,
     transient_failure: AtomicBool,
+    /// How long to wait, in ms, before answering a message's data (0: answer at once).
+    dawdle_ms: AtomicU64,
+    /// How many messages have reached the wait so far, for [`SmtpSink::wait_for_dawdling`].
+    dawdling: watch::Sender<usize>,
+    /// Bumped by [`SmtpSink::stop_dawdling`]: ends the waits under way.
+    dawdle_released: watch::Sender<u64>,
     next_connection_id: AtomicU64,
     /// Tasks serving open connections; aborted (and awaited) by [`SmtpSink::stop`].
     connections: Mutex<JoinSet<()>>,
@@ -264,6 +272,9 @@ impl SmtpSink {
             messages: Mutex::new(Vec::new()),
             stored: watch::Sender::new(0),
             transient_failure: AtomicBool::new(false),
+            dawdle_ms: AtomicU64::new(0),
+            dawdling: watch::Sender::new(0),
+            dawdle_released: watch::Sender::new(0),
             next_connection_id: AtomicU64::new(1),
             connections: Mutex::new(JoinSet::new()),
         });
@@ -348,6 +359,35 @@ impl SmtpSink {
     /// error): the server is up but accepts no mail.
     pub fn set_transient_failure(&self, fail: bool) {
         self.shared.transient_failure.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes the server slow: after the data of each message it waits `delay` (or until
+    /// [`Self::stop_dawdling`]) before it keeps the message and answers `250`, as a server
+    /// that takes its time to accept does. `Duration::ZERO` answers at once again.
+    pub fn set_dawdle(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.dawdle_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Answers at once from now on, and ends the waits under way (their messages are kept
+    /// and accepted).
+    pub fn stop_dawdling(&self) {
+        self.shared.dawdle_ms.store(0, Ordering::SeqCst);
+        self.shared
+            .dawdle_released
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits until at least `n` messages (in all) have reached the dawdle, i.e. their
+    /// senders are waiting for the server's answer to `DATA`. Panics after `timeout`.
+    pub async fn wait_for_dawdling(&self, n: usize, timeout: Duration) {
+        let mut dawdling = self.shared.dawdling.subscribe();
+        let reached = tokio::time::timeout(timeout, dawdling.wait_for(|count| *count >= n)).await;
+        assert!(
+            reached.is_ok(),
+            "SMTP sink on port {}: fewer than {n} message(s) reached DATA within {timeout:?}",
+            self.port
+        );
     }
 
     /// Simulates an outage: closes the listener and every open connection. When it
@@ -541,6 +581,7 @@ async fn serve_io(stream: TcpStream, connection_id: u64, shared: &Shared) -> io:
                         // The client went away mid-message: nothing is stored.
                         return Ok(());
                     };
+                    dawdle(shared).await;
                     let tx = std::mem::take(&mut tx);
                     shared.store(ReceivedMessage {
                         mail_from: tx.mail_from.unwrap_or_default(),
@@ -563,6 +604,22 @@ async fn serve_io(stream: TcpStream, connection_id: u64, shared: &Shared) -> io:
             }
             _ => reply(&mut writer, "502 5.5.2 Command not recognized\r\n").await?,
         }
+    }
+}
+
+/// The wait of a slow server before it answers a message's data ([`SmtpSink::set_dawdle`]).
+async fn dawdle(shared: &Shared) {
+    let delay = Duration::from_millis(shared.dawdle_ms.load(Ordering::SeqCst));
+    if delay.is_zero() {
+        return;
+    }
+    // Subscribed before announcing the wait, so a release right after it is not missed.
+    let mut released = shared.dawdle_released.subscribe();
+    released.mark_unchanged();
+    shared.dawdling.send_modify(|count| *count += 1);
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = released.changed() => {}
     }
 }
 
