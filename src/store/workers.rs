@@ -30,6 +30,10 @@ pub struct ProcessRow {
     pub stop_reason: Option<String>,
 }
 
+/// The columns of a [`ProcessRow`].
+const PROCESS_COLUMNS: &str = "id, host, pid, workers, concurrency, started_at_ms, last_beat_ms,
+     jobs_held, stopped_at_ms, stop_reason";
+
 /// Why a process row was closed.
 pub mod stop_reason {
     pub const SHUT_DOWN: &str = "shut down";
@@ -85,11 +89,11 @@ pub async fn silent_since(
     let rows = fetch_all!(
         &mut tx,
         ProcessRow,
-        "SELECT id, host, pid, workers, concurrency, started_at_ms, last_beat_ms, jobs_held,
-                stopped_at_ms, stop_reason
-           FROM worker_processes
-          WHERE stopped_at_ms IS NULL AND last_beat_ms < $1 AND id <> $2
-          ORDER BY last_beat_ms",
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {PROCESS_COLUMNS} FROM worker_processes
+              WHERE stopped_at_ms IS NULL AND last_beat_ms < $1 AND id <> $2
+              ORDER BY last_beat_ms"
+        )),
         beat_before_ms,
         except
     )?;
@@ -125,11 +129,11 @@ pub async fn live(store: &Store, beat_since_ms: i64) -> Result<Vec<ProcessRow>, 
     let rows = fetch_all!(
         &mut tx,
         ProcessRow,
-        "SELECT id, host, pid, workers, concurrency, started_at_ms, last_beat_ms, jobs_held,
-                stopped_at_ms, stop_reason
-           FROM worker_processes
-          WHERE stopped_at_ms IS NULL AND last_beat_ms >= $1
-          ORDER BY started_at_ms DESC",
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {PROCESS_COLUMNS} FROM worker_processes
+              WHERE stopped_at_ms IS NULL AND last_beat_ms >= $1
+              ORDER BY started_at_ms DESC"
+        )),
         beat_since_ms
     )?;
     tx.commit().await?;
