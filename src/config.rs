@@ -631,6 +631,104 @@ mod tests {
     }
 
     #[test]
+    fn nearest_key_is_the_closest_by_edit_distance_and_only_if_close() {
+        let keys = [
+            "queue",
+            "queue.concurrency",
+            "queue.batch_size",
+            "database.url",
+        ];
+        assert_eq!(edit_distance("concurency", "concurrency"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(nearest("queue.concurency", keys), Some("queue.concurrency"));
+        assert_eq!(nearest("queues", keys), Some("queue"));
+        assert_eq!(nearest("QUEUE.BATCH_SIZ", keys), Some("queue.batch_size"));
+        assert_eq!(nearest("database.uri", keys), Some("database.url"));
+        assert_eq!(nearest("something.else.entirely", keys), None);
+        assert_eq!(nearest("x", std::iter::empty()), None);
+    }
+
+    #[test]
+    fn unknown_variables_are_refused_with_the_nearest_one() {
+        let known = known_keys();
+        let check = |names: &[&str]| {
+            check_variables(names.iter().map(|name| name.to_string()), &known)
+                .map_err(|error| error.to_string())
+        };
+        check(&[
+            "LIFECYCLE__QUEUE__CONCURRENCY",
+            API_TOKENS_VARIABLE,
+            "LIFECYCLE__HTTP__BIND",
+            "LIFECYCLE__QUEUE__KINDS__X__MAX_ATTEMPTS",
+            "LIFECYCLE_ENV",
+            "LIFECYCLE_CONFIG",
+            "DATABASE_URL",
+            "PATH",
+        ])
+        .unwrap();
+        let error = check(&["LIFECYCLE__QUEUE__CONCURENCY"]).unwrap_err();
+        assert_eq!(
+            error,
+            "configuration: unknown variable LIFECYCLE__QUEUE__CONCURENCY: \
+             did you mean LIFECYCLE__QUEUE__CONCURRENCY?"
+        );
+        // A table is not a value a variable can set.
+        assert!(check(&["LIFECYCLE__QUEUE"]).is_err());
+        assert!(check(&["LIFECYCLE__HTTP__TOKENS"]).is_err());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_and_open_tables_keep_working() {
+        let known = known_keys();
+        let check = |file: &str| {
+            let merged = config::Config::builder()
+                .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+                .add_source(config::File::from_str(file, config::FileFormat::Toml))
+                .build()
+                .unwrap();
+            check_keys(&config::Source::collect(&merged).unwrap(), &known)
+                .map_err(|error| error.to_string())
+        };
+        check(include_str!("../config/production.toml")).unwrap();
+        check(
+            "[queue.kinds.\"user::create\"]\nmax_attempts = 3\n\
+             [[http.tokens]]\nname = \"a\"\nsha256 = \"b\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            check("[queue]\nconcurency = 5\n").unwrap_err(),
+            "configuration: unknown key queue.concurency: did you mean queue.concurrency?"
+        );
+        assert_eq!(
+            check("[queues]\nconcurrency = 5\n").unwrap_err(),
+            "configuration: unknown key queues: did you mean queue?"
+        );
+    }
+
+    #[test]
+    fn a_toml_syntax_error_is_one_line_with_its_position() {
+        let error = config::Config::builder()
+            .add_source(config::File::from_str(
+                "[queue\nx = 1",
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .unwrap_err();
+        let error = syntax_error(
+            "bad.toml".into(),
+            &match error {
+                config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+                other => panic!("{other}"),
+            },
+        );
+        assert_eq!(
+            error.to_string(),
+            "configuration: bad.toml: line 1, column 7: unclosed table, expected `]`"
+        );
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let secret = Secret::new("postgres://app:hunter2@db/crm".to_string());
         assert_eq!(format!("{secret:?}"), "[redacted]");
