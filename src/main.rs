@@ -1,15 +1,16 @@
 //! The `lifecycle` command line: run the workers, migrate, enqueue, inspect jobs, demo.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use lifecycle::clock::Clock;
-use lifecycle::config::Settings;
+use lifecycle::config::{ConfigError, Settings};
 use lifecycle::queue::{EnqueueRequest, IdempotencyKey, worker};
 use lifecycle::store::ledger;
-use lifecycle::{App, demo, http};
+use lifecycle::{App, StartError, demo, http};
 use lifecycle_jobs::{Actor, DeactivateSalesperson, DeactivateUser, Job, ReassignRecords};
 use tracing_subscriber::EnvFilter;
 
@@ -226,9 +227,50 @@ enum JobsCommand {
     Show { id: uuid::Uuid },
 }
 
+/// Exit codes: 0 success; 1 a failure at run time (a database, Redis or port that cannot be
+/// reached, a job refused); 2 a usage or configuration error (clap uses 2 for bad arguments
+/// too). Every failure is one line on stderr, `error: ...`, without a backtrace: the causes
+/// are in the message, once.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause only if the text so far does not already
+/// say it (our errors include their cause in their message; a `context` does not).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let configuration = error.chain().any(|cause| {
+        cause.is::<ConfigError>()
+            || cause
+                .downcast_ref::<StartError>()
+                .is_some_and(StartError::is_configuration)
+    });
+    if configuration { 2 } else { 1 }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -290,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(settings: Settings, workers: usize) -> anyhow::Result<()> {
     let bind = settings.http.bind.clone();
-    let app = App::start(settings, Clock::System).await?;
+    let app = App::start_service(settings, Clock::System).await?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

@@ -158,6 +158,21 @@ impl Mailer {
         }
     }
 
+    /// Whether the mail server answers: for SMTP, a connection and a NOOP (the configured
+    /// timeout applies); the file transport needs no server.
+    pub async fn check_connection(&self) -> Result<(), MailError> {
+        match &self.transport {
+            Transport::Smtp(smtp) => match smtp.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(MailError::Unavailable(
+                    "the server did not answer a NOOP".into(),
+                )),
+                Err(error) => Err(MailError::Unavailable(error.to_string())),
+            },
+            Transport::File(_) => Ok(()),
+        }
+    }
+
     /// A Message-ID under the sender's domain: `<local@domain>`.
     pub fn message_id(&self, local: &str) -> String {
         format!("<{local}@{}>", self.from.email.domain())

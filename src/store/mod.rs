@@ -22,9 +22,11 @@ pub mod workers;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, PgPool, SqlitePool};
 
 /// Errors of the store: every one is an infrastructure failure, retried by the queue.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The first connection failed: the server is down, the address or the credentials are
+    /// wrong, the SQLite file cannot be opened. Said at once, with the cause, rather than
+    /// after the pool's acquire timeout as "pool timed out".
+    #[error("cannot connect to the database at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("unsupported database url (expected postgres:// or sqlite:): {0}")]
     UnsupportedUrl(String),
     #[error("cannot create the folder of the SQLite file {path}: {source}")]
@@ -68,6 +75,9 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
+            // One connection first: the pool retries a refused connection until its acquire
+            // timeout and then reports only that it timed out.
+            connect_once(url, PgConnection::connect_with(&options)).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
@@ -88,6 +98,7 @@ impl Store {
                     source,
                 })?;
             }
+            connect_once(url, SqliteConnection::connect_with(&options)).await?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
@@ -171,6 +182,38 @@ impl Tx {
         match self {
             Tx::Postgres(_) => Dialect::Postgres,
             Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+}
+
+/// How long the first connection may take: a host that drops packets would otherwise hold
+/// the start for the system's TCP timeout (minutes).
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens one connection and closes it, turning a failure into [`StoreError::Connect`] with
+/// the cause alone (`Connection refused (os error 111)`, `(code: 14) unable to open database
+/// file`) and the URL without its password.
+async fn connect_once<C: Connection>(
+    url: &str,
+    connect: impl Future<Output = Result<C, sqlx::Error>>,
+) -> Result<(), StoreError> {
+    let failed = |reason: String| StoreError::Connect {
+        url: redact_url(url),
+        reason,
+    };
+    match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, connect).await {
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            FIRST_CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(sqlx::Error::Io(error))) => Err(failed(error.to_string())),
+        // The server's message alone (`database "crm" does not exist`).
+        Ok(Err(sqlx::Error::Database(error))) => Err(failed(error.message().to_string())),
+        Ok(Err(error)) => Err(failed(error.to_string())),
+        Ok(Ok(connection)) => {
+            // Closing politely is a courtesy; the pool opens its own connections.
+            let _ = connection.close().await;
+            Ok(())
         }
     }
 }
