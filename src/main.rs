@@ -331,6 +331,8 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run(settings: Settings, workers: usize) -> anyhow::Result<()> {
+    // Installed first: a SIGTERM during start-up stops the service cleanly once it is up.
+    let shutdown = worker::shutdown_signal();
     let bind = settings.http.bind.clone();
     let app = App::start_service(settings, Clock::System).await?;
     let listener = tokio::net::TcpListener::bind(&bind)
@@ -343,9 +345,9 @@ async fn run(settings: Settings, workers: usize) -> anyhow::Result<()> {
     }));
     if workers == 0 {
         tracing::info!("no workers: serving the API only");
-        worker::shutdown_signal().await?;
+        shutdown.await?;
     } else {
-        worker::run_until(app.clone(), workers, worker::shutdown_signal()).await?;
+        worker::run_until(app.clone(), workers, shutdown).await?;
     }
     let _ = stop_http.send(());
     server.await??;

@@ -131,7 +131,22 @@ async fn workers_0_serves_the_api_alone(backend: Backend) {
     assert!(worker.terminate().success());
 }
 
+/// A SIGTERM the moment the service is up (its port just opened) is a clean stop, with
+/// and without workers: the handler is installed before start-up, not after it.
+async fn sigterm_right_after_start_is_a_clean_stop(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    for args in [&[][..], &["--workers", "0"][..], &["--workers", "3"][..]] {
+        let mut service = Service::start_with_args(&env, args, &[], None).await;
+        let status = service.terminate();
+        assert!(
+            status.success(),
+            "{args:?}: clean exit on SIGTERM: {status:?}"
+        );
+    }
+}
+
 on_both_backends!(
+    sigterm_right_after_start_is_a_clean_stop,
     sigterm_drains_and_a_restart_finishes_the_rest,
     workers_0_serves_the_api_alone
 );

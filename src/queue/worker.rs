@@ -402,21 +402,27 @@ pub enum WorkerRunError {
     Monitor(String),
 }
 
-/// A future that resolves on SIGINT or SIGTERM.
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: a SIGTERM that arrives while the process
+/// is still starting (connecting, migrating, binding its port) is then a graceful stop, not
+/// the default action that kills the process.
 pub fn shutdown_signal() -> Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> {
-    Box::pin(async {
-        #[cfg(unix)]
-        {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::terminate())
+            .and_then(|terminate| Ok((terminate, signal(SignalKind::interrupt())?)));
+        Box::pin(async move {
+            let (mut terminate, mut interrupt) = handlers?;
             tokio::select! {
-                result = tokio::signal::ctrl_c() => result,
-                _ = terminate.recv() => Ok(()),
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await
-        }
-    })
+            Ok(())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Box::pin(tokio::signal::ctrl_c())
+    }
 }
