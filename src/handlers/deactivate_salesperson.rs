@@ -3,6 +3,7 @@
 //! user leaves every playbook; contacts are unassigned (or kept, by policy, or moved);
 //! open tasks are unassigned and marked transferable; the user keeps platform access.
 
+use chrono::{DateTime, Utc};
 use lifecycle_jobs::{DeactivateSalesperson, Job, ReleaseLicense};
 
 use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
@@ -18,6 +19,9 @@ use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
 use crate::store::{Tx, accounts, audit, licenses, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
+    // The cycle billed is the one running when the deactivation was asked for, not when
+    // this attempt runs: a backlog or a retry past the cycle's end must not bill a month more.
+    let requested_at = job.requested_instant(ctx.enqueued_at_or_now())?;
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
@@ -68,6 +72,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
         target.id,
         Some(&license),
         contacts_to,
+        requested_at,
     )
     .await?;
     ctx.commit_applied(tx, DeactivateSalesperson::NAME, after_commit)
@@ -93,7 +98,9 @@ pub async fn check_not_last_license_with_phones(
 }
 
 /// The salesperson effects, shared with DeactivateUser: the `active` license (if any)
-/// goes `releasing` until the end of the billing cycle, with its ReleaseLicense job
+/// goes `releasing` until the end of the billing cycle running at `requested_at` (when the
+/// deactivation was asked for; that end may have passed by now, and the seat is then freed
+/// at once), with its ReleaseLicense job
 /// recorded in this transaction; playbooks left; contacts unassigned, kept by policy or
 /// moved to `contacts_to`; open tasks unassigned and transferable.
 pub async fn apply_effects(
@@ -104,10 +111,11 @@ pub async fn apply_effects(
     user_id: i64,
     license: Option<&LicenseRow>,
     contacts_to: Option<i64>,
+    requested_at: DateTime<Utc>,
 ) -> Result<AfterCommit, JobError> {
     let mut after_commit = AfterCommit::default();
     let release_at = current_cycle_end(
-        stamp.at,
+        requested_at,
         account.time_zone(),
         account.billing_anchor_day.clamp(1, 31) as u32,
     );

@@ -19,6 +19,9 @@ use crate::queue::AfterCommit;
 use crate::store::{access, licenses, records, teams, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, JobError> {
+    // The seat is billed to the end of the cycle running when the deactivation was asked
+    // for, not when this attempt runs (a backlog, a retry).
+    let requested_at = job.requested_instant(ctx.enqueued_at_or_now())?;
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
@@ -97,6 +100,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
         target.id,
         license.as_ref(),
         job.reassign_to,
+        requested_at,
     )
     .await?;
     if let Some(recipient) = recipient {

@@ -65,8 +65,9 @@ pub async fn user(tx: &mut Tx, user: &NewUser<'_>, now: DateTime<Utc>) -> Result
     fetch_scalar!(
         tx,
         "INSERT INTO users (account_id, role_id, first_name, last_name, email, country, status,
-                            confirmed_at, created_at, updated_at, password_changed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8) RETURNING id",
+                            confirmed_at, created_at, updated_at, password_changed_at,
+                            email_normalized)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8, $9) RETURNING id",
         user.account_id,
         user.role_id,
         user.first_name,
@@ -74,8 +75,27 @@ pub async fn user(tx: &mut Tx, user: &NewUser<'_>, now: DateTime<Utc>) -> Result
         user.email,
         user.country,
         user.status,
-        now
+        now,
+        crate::domain::email::normalize_email(user.email)
     )
+}
+
+/// A blocklist row as the CRM writes it (it shares the database): the address as the person
+/// typed it, without the comparison key, which the database fills.
+pub async fn crm_blocklisted_email(
+    tx: &mut Tx,
+    account_id: i64,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO email_blocklist (account_id, email, created_at) VALUES ($1, $2, $3)",
+        account_id,
+        email,
+        now
+    )?;
+    Ok(())
 }
 
 pub async fn license_pool(
