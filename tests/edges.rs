@@ -159,6 +159,54 @@ async fn an_address_differing_in_non_ascii_case_is_taken(backend: Backend) {
     tx.rollback().await.unwrap();
 }
 
+/// The CRM (which shares the database) wrote `JOÃO@x.com` itself, without the comparison
+/// key. On PostgreSQL a trigger computes it at once; on SQLite the trigger can only fold
+/// ASCII, and the service recomputes non-ASCII keys in Rust when it starts. After a start,
+/// CreateUser `joão@x.com` is refused on both.
+async fn a_crm_row_in_another_non_ascii_case_is_found_after_a_start(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 3).await;
+    let mut tx = env.tx().await;
+    let joao = seed::crm_user(
+        &mut tx,
+        &seed::NewUser {
+            account_id: world.account,
+            role_id: world.agent_role,
+            first_name: "João",
+            last_name: "Silva",
+            email: "JOÃO@x.com",
+            country: "PT",
+            status: "active",
+        },
+        env.clock.now(),
+    )
+    .await
+    .unwrap();
+    seed::crm_blocklisted_email(&mut tx, world.account, "ÉLODIE@x.fr", env.clock.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // What a start does to the store.
+    env.store().migrate().await.unwrap();
+
+    let mut tx = env.tx().await;
+    let found = users::find_by_email(&mut tx, world.account, "joão@X.com")
+        .await
+        .unwrap()
+        .map(|user| user.id);
+    assert_eq!(found, Some(joao));
+    assert!(
+        users::email_blocked(&mut tx, world.account, "élodie@x.fr")
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+    let created = env.run(&create(&world, "joão@x.com")).await;
+    assert_eq!(created.state, "dead", "{created:?}");
+    assert!(created.last_error.unwrap().contains("already used"));
+    assert_eq!(users_in_account(&env, &world).await, 2, "no second João");
+}
+
 /// The world's account bills in UTC, cycles ending on the 1st; the test clock starts on
 /// 2026-03-10, so this cycle ends on April 1st.
 fn cycle_end() -> DateTime<Utc> {
@@ -222,12 +270,11 @@ async fn a_late_deactivation_bills_the_cycle_it_was_asked_in(backend: Backend) {
 }
 
 /// A producer's `requested_at` ahead of the service's clock (beyond the clock-skew
-/// allowance) is refused, naming the field; one in the past is honored.
-async fn requested_at_is_checked_then_honored(backend: Backend) {
+/// allowance) is refused, naming the field.
+async fn requested_at_in_the_future_is_refused(backend: Backend) {
     let mut env = TestEnv::start(backend).await;
     let world = seed_world(&env, 5).await;
     let (ana, ana_license) = seed_salesperson(&env, &world, "ana@acme.test").await;
-    let (luis, luis_license) = seed_salesperson(&env, &world, "luis@acme.test").await;
 
     let future = env.clock.now() + Duration::minutes(10);
     let refused = env
@@ -247,6 +294,14 @@ async fn requested_at_is_checked_then_honored(backend: Backend) {
         "{reason}"
     );
     assert_eq!(release_at(&env, ana_license).await, None, "nothing changed");
+}
+
+/// A producer's `requested_at` in the past is honored: enqueued after the cycle ended,
+/// asked for before, the seat is billed to the end of that cycle.
+async fn requested_at_in_the_past_is_honored(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 5).await;
+    let (luis, luis_license) = seed_salesperson(&env, &world, "luis@acme.test").await;
 
     // Enqueued after the cycle ended, asked for before: billed to the end of that cycle.
     env.clock.set(cycle_end() + Duration::hours(2));
@@ -268,5 +323,7 @@ on_both_backends!(
     a_blocklist_row_in_another_case_still_blocks,
     an_address_differing_in_non_ascii_case_is_taken,
     a_late_deactivation_bills_the_cycle_it_was_asked_in,
-    requested_at_is_checked_then_honored,
+    requested_at_in_the_future_is_refused,
+    requested_at_in_the_past_is_honored,
+    a_crm_row_in_another_non_ascii_case_is_found_after_a_start,
 );

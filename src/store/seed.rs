@@ -80,6 +80,29 @@ pub async fn user(tx: &mut Tx, user: &NewUser<'_>, now: DateTime<Utc>) -> Result
     )
 }
 
+/// A user as the CRM writes it (it shares the database): without the email's comparison
+/// key, which the database fills (and, on SQLite, the service corrects at start).
+pub async fn crm_user(
+    tx: &mut Tx,
+    user: &NewUser<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO users (account_id, role_id, first_name, last_name, email, country, status,
+                            confirmed_at, created_at, updated_at, password_changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8) RETURNING id",
+        user.account_id,
+        user.role_id,
+        user.first_name,
+        user.last_name,
+        user.email,
+        user.country,
+        user.status,
+        now
+    )
+}
+
 /// A blocklist row as the CRM writes it (it shares the database): the address as the person
 /// typed it, without the comparison key, which the database fills.
 pub async fn crm_blocklisted_email(
