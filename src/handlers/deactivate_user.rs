@@ -10,7 +10,9 @@
 
 use lifecycle_jobs::{DeactivateUser, Job};
 
-use super::deactivate_salesperson::{apply_effects, check_not_last_license_with_phones};
+use super::deactivate_salesperson::{
+    LicenseRelease, apply_effects, check_not_last_license_with_phones,
+};
 use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::guards;
 use crate::domain::reassignment::{NoRecipient, opportunity_recipient};
@@ -98,9 +100,11 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
         &stamp,
         &account,
         target.id,
-        license.as_ref(),
+        license.as_ref().map(|license| LicenseRelease {
+            license,
+            requested_at,
+        }),
         job.reassign_to,
-        requested_at,
     )
     .await?;
     if let Some(recipient) = recipient {
