@@ -108,9 +108,9 @@ pub struct LicenseRelease<'a> {
 
 /// The salesperson effects, shared with DeactivateUser: the `active` license (if any)
 /// goes `releasing` until the end of the billing cycle running when the deactivation was
-/// asked for (that end may have passed by now: the seat is then freed at once), with its ReleaseLicense job
-/// recorded in this transaction; playbooks left; contacts unassigned, kept by policy or
-/// moved to `contacts_to`; open tasks unassigned and transferable.
+/// asked for (that end may have passed by now: the seat is then freed at once), with its
+/// ReleaseLicense job recorded in this transaction; playbooks left; contacts unassigned,
+/// kept by policy or moved to `contacts_to`; open tasks unassigned and transferable.
 pub async fn apply_effects(
     ctx: &JobContext<'_>,
     tx: &mut Tx,
