@@ -202,6 +202,7 @@ async fn through_the_queue(url: &str, world: &World, concurrency: usize) -> Queu
                     actor: Actor::User(world.admin),
                     reassign_to: None,
                     allow_reactivation_on_purchase: false,
+                    requested_at: None,
                 },
                 None,
             )

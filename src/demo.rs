@@ -156,6 +156,7 @@ pub async fn run(app: Arc<App>) -> Result<DemoReport, DemoError> {
         user_id: account.salesperson_id,
         actor: Actor::User(account.admin_id),
         reassign_contacts_to: None,
+        requested_at: None,
     };
     let enqueued = app
         .queue

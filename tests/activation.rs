@@ -32,6 +32,7 @@ fn deactivate(world: &World, user_id: i64, allow_reactivation_on_purchase: bool)
         actor: Actor::User(world.admin),
         reassign_to: None,
         allow_reactivation_on_purchase,
+        requested_at: None,
     }
 }
 

@@ -190,6 +190,7 @@ fn deactivation(world: &World, actor: Actor) -> DeactivateSalesperson {
         user_id: world.ana,
         actor,
         reassign_contacts_to: None,
+        requested_at: None,
     }
 }
 

@@ -162,6 +162,7 @@ fn deactivate(world: &World, user_id: i64, actor: Actor) -> DeactivateUser {
         actor,
         reassign_to: None,
         allow_reactivation_on_purchase: false,
+        requested_at: None,
     }
 }
 

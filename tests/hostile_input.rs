@@ -1360,6 +1360,7 @@ async fn another_tenants_user_does_not_exist_here(backend: Backend) {
                 actor: admin,
                 reassign_to: None,
                 allow_reactivation_on_purchase: false,
+                requested_at: None,
             }),
         ),
         (

@@ -432,6 +432,7 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
         actor: Actor::System,
         reassign_to: None,
         allow_reactivation_on_purchase: false,
+        requested_at: None,
     };
     match client.enqueue(&bad, None).await {
         Err(ClientError::Invalid(invalid)) => assert_eq!(invalid.field, "user_id"),
@@ -447,6 +448,7 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
                 actor: Actor::System,
                 reassign_to: None,
                 allow_reactivation_on_purchase: false,
+                requested_at: None,
             },
             None,
         )

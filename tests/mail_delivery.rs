@@ -591,6 +591,7 @@ fn attempt_context(env: &TestEnv) -> lifecycle::handlers::JobContext<'_> {
         mailer: &env.app.mailer,
         settings: &env.app.settings,
         job_id: Uuid::now_v7(),
+        enqueued_at: None,
         subject: Default::default(),
     }
 }

@@ -161,6 +161,7 @@ async fn each_completed_change_is_published_once(backend: Backend) {
         actor: Actor::User(world.admin),
         reassign_to: None,
         allow_reactivation_on_purchase: false,
+        requested_at: None,
     };
     let first = env.run(&deactivate(bea)).await;
     assert_eq!(first.state, "done");
@@ -261,6 +262,7 @@ async fn a_publish_repeated_after_its_mark_was_lost_adds_nothing(backend: Backen
         actor: Actor::User(world.admin),
         reassign_to: None,
         allow_reactivation_on_purchase: false,
+        requested_at: None,
     };
     for &agent in &agents[..2] {
         assert_eq!(env.run(&deactivate(agent)).await.state, "done");

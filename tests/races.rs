@@ -75,6 +75,7 @@ impl Removal {
                 user_id,
                 actor: Actor::User(world.admin),
                 reassign_contacts_to: None,
+                requested_at: None,
             }),
             Removal::User => request(&deactivate_user(world, user_id)),
         }
@@ -88,6 +89,7 @@ fn deactivate_user(world: &World, user_id: i64) -> DeactivateUser {
         actor: Actor::User(world.admin),
         reassign_to: None,
         allow_reactivation_on_purchase: false,
+        requested_at: None,
     }
 }
 

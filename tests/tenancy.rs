@@ -274,6 +274,7 @@ async fn a_caller_key_equal_to_a_release_key_does_not_keep_the_license(backend: 
             user_id: agent,
             actor: Actor::User(world.admin),
             reassign_contacts_to: None,
+            requested_at: None,
         })
         .await;
     assert_eq!(deactivated.state, "done", "{:?}", deactivated.last_error);

@@ -13,6 +13,7 @@
 //!     actor: Actor::User(7),
 //!     reassign_to: None,
 //!     allow_reactivation_on_purchase: false,
+//!     requested_at: None,
 //! };
 //! // The same key twice (a retried request) enqueues once.
 //! let enqueued = client.enqueue(&job, Some("crm-request-8812")).await?;

@@ -12,6 +12,7 @@
 //!     user_id: 42,
 //!     actor: Actor::User(7),
 //!     reassign_contacts_to: None,
+//!     requested_at: None,
 //! };
 //! job.validate().unwrap();
 //! let json = serde_json::to_string(&job).unwrap();

@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod confirmation;
 pub mod credentials;
+pub mod email;
 pub mod guards;
 pub mod lockout;
 pub mod reassignment;

@@ -3,6 +3,7 @@
 //! user leaves every playbook; contacts are unassigned (or kept, by policy, or moved);
 //! open tasks are unassigned and marked transferable; the user keeps platform access.
 
+use chrono::{DateTime, Utc};
 use lifecycle_jobs::{DeactivateSalesperson, Job, ReleaseLicense};
 
 use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
@@ -18,6 +19,9 @@ use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
 use crate::store::{Tx, accounts, audit, licenses, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
+    // The cycle billed is the one running when the deactivation was asked for, not when
+    // this attempt runs: a backlog or a retry past the cycle's end must not bill a month more.
+    let requested_at = job.requested_instant(ctx.enqueued_at_or_now())?;
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
@@ -66,7 +70,10 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
         &stamp,
         &account,
         target.id,
-        Some(&license),
+        Some(LicenseRelease {
+            license: &license,
+            requested_at,
+        }),
         contacts_to,
     )
     .await?;
@@ -92,35 +99,48 @@ pub async fn check_not_last_license_with_phones(
     Ok(())
 }
 
+/// A live license a deactivation releases, and when the deactivation was asked for: the
+/// seat is billed to the end of the cycle running then, however late the job runs.
+pub struct LicenseRelease<'a> {
+    pub license: &'a LicenseRow,
+    pub requested_at: DateTime<Utc>,
+}
+
 /// The salesperson effects, shared with DeactivateUser: the `active` license (if any)
-/// goes `releasing` until the end of the billing cycle, with its ReleaseLicense job
-/// recorded in this transaction; playbooks left; contacts unassigned, kept by policy or
-/// moved to `contacts_to`; open tasks unassigned and transferable.
+/// goes `releasing` until the end of the billing cycle running when the deactivation was
+/// asked for (that end may have passed by now: the seat is then freed at once), with its
+/// ReleaseLicense job recorded in this transaction; playbooks left; contacts unassigned,
+/// kept by policy or moved to `contacts_to`; open tasks unassigned and transferable.
 pub async fn apply_effects(
     ctx: &JobContext<'_>,
     tx: &mut Tx,
     stamp: &AuditStamp,
     account: &AccountRow,
     user_id: i64,
-    license: Option<&LicenseRow>,
+    release: Option<LicenseRelease<'_>>,
     contacts_to: Option<i64>,
 ) -> Result<AfterCommit, JobError> {
     let mut after_commit = AfterCommit::default();
-    let release_at = current_cycle_end(
-        stamp.at,
-        account.time_zone(),
-        account.billing_anchor_day.clamp(1, 31) as u32,
-    );
     // The license goes `releasing` only if it still is `active` (the callers hold its row
     // locked, so it is): when it is not, another job released it already, and this one
     // writes no audit row and schedules no release claiming it did.
-    let started = match license.filter(|license| license.state == "active") {
-        Some(license) => licenses::start_releasing(tx, license.id, release_at)
-            .await?
-            .then_some(license),
+    let started = match release.filter(|release| release.license.state == "active") {
+        Some(LicenseRelease {
+            license,
+            requested_at,
+        }) => {
+            let release_at = current_cycle_end(
+                requested_at,
+                account.time_zone(),
+                account.billing_anchor_day.clamp(1, 31) as u32,
+            );
+            licenses::start_releasing(tx, license.id, release_at)
+                .await?
+                .then_some((license, release_at))
+        }
         None => None,
     };
-    if let Some(license) = started {
+    if let Some((license, release_at)) = started {
         let detail = serde_json::json!({
             "state": { "from": "active", "to": "releasing" },
             "release_at": release_at,

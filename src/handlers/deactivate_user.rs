@@ -10,7 +10,9 @@
 
 use lifecycle_jobs::{DeactivateUser, Job};
 
-use super::deactivate_salesperson::{apply_effects, check_not_last_license_with_phones};
+use super::deactivate_salesperson::{
+    LicenseRelease, apply_effects, check_not_last_license_with_phones,
+};
 use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::guards;
 use crate::domain::reassignment::{NoRecipient, opportunity_recipient};
@@ -19,6 +21,9 @@ use crate::queue::AfterCommit;
 use crate::store::{access, licenses, records, teams, users};
 
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, JobError> {
+    // The seat is billed to the end of the cycle running when the deactivation was asked
+    // for, not when this attempt runs (a backlog, a retry).
+    let requested_at = job.requested_instant(ctx.enqueued_at_or_now())?;
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);
     };
@@ -95,7 +100,10 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
         &stamp,
         &account,
         target.id,
-        license.as_ref(),
+        license.as_ref().map(|license| LicenseRelease {
+            license,
+            requested_at,
+        }),
         job.reassign_to,
     )
     .await?;

@@ -16,6 +16,7 @@ pub mod release_license;
 pub mod send_email;
 pub mod unlock_user;
 
+use chrono::{DateTime, Utc};
 use lifecycle_jobs::{
     ActivateSalesperson, Actor, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser,
     InvalidPayload, Job, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
@@ -112,6 +113,10 @@ pub struct JobContext<'a> {
     pub mailer: &'a Mailer,
     pub settings: &'a Settings,
     pub job_id: Uuid,
+    /// When the service recorded the job (the ledger's `created_at_ms`): what a job billed
+    /// by the cycle counts from, however late it runs (a backlog, a retry). `None` for an
+    /// attempt run outside the queue; then it counts from now.
+    pub enqueued_at: Option<DateTime<Utc>>,
     /// The account and user the job is about, as far as known (0: not known): the subject
     /// of the job's event and span.
     pub subject: Subject,
@@ -201,6 +206,11 @@ impl JobContext<'_> {
         tx.commit().await?;
         self.queue.push(after_commit).await?;
         Ok(())
+    }
+
+    /// When the service recorded this job, or now when that is not known.
+    pub fn enqueued_at_or_now(&self) -> DateTime<Utc> {
+        self.enqueued_at.unwrap_or_else(|| self.clock.now())
     }
 
     /// The stamp of this job's audit rows.

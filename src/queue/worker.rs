@@ -276,6 +276,7 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
             mailer: &app.mailer,
             settings: &app.settings,
             job_id: job.id,
+            enqueued_at: chrono::DateTime::from_timestamp_millis(job.created_at_ms),
             subject: Default::default(),
         };
         // Boxed: the handlers' state machines together are large, and apalis moves each

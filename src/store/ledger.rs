@@ -98,6 +98,9 @@ pub struct ClaimedJob {
     /// The attempt now starting, from 1.
     pub attempts: i32,
     pub max_attempts: i32,
+    /// When the service recorded the job (its clock, ms): when it was asked for, however
+    /// late it runs.
+    pub created_at_ms: i64,
 }
 
 /// A ledger row, for `jobs show`, the API and tests.
@@ -399,7 +402,7 @@ pub async fn claim_due(
                             WHERE state = 'queued' AND run_at_ms <= $2
                             ORDER BY run_at_ms, id LIMIT $3
                             FOR UPDATE SKIP LOCKED)
-              RETURNING id, kind, payload, attempts, max_attempts",
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
             worker,
             now_ms,
             limit
@@ -412,7 +415,7 @@ pub async fn claim_due(
               WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due
                             WHERE state = 'queued' AND run_at_ms <= $2
                             ORDER BY run_at_ms, id LIMIT $3)
-              RETURNING id, kind, payload, attempts, max_attempts",
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
             worker,
             now_ms,
             limit
@@ -695,7 +698,7 @@ pub async fn requeue(
         "UPDATE jobs SET state = 'queued', run_at_ms = $2, locked_by = NULL, locked_at_ms = NULL,
                          finished_at_ms = NULL, pushed_at_ms = $3
           WHERE id = $1
-          RETURNING id, kind, payload, attempts, max_attempts",
+          RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
         id,
         now_ms,
         pushed_at_ms
@@ -830,7 +833,7 @@ pub async fn claim_delivered(
                                          THEN attempts ELSE attempts + 1 END";
     const CLAIMABLE: &str = "(state = 'queued'
                  OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))
-          RETURNING id, kind, payload, attempts, max_attempts";
+          RETURNING id, kind, payload, attempts, max_attempts, created_at_ms";
     match store {
         // One statement, committed on its own: no BEGIN and COMMIT round trips, and one
         // prepared statement whatever the batch size.
@@ -879,7 +882,7 @@ pub async fn unpushed(
         Dialect::Postgres => fetch_all!(
             tx,
             UnpushedJob,
-            "SELECT id, kind, payload, attempts, max_attempts, run_at_ms FROM jobs
+            "SELECT id, kind, payload, attempts, max_attempts, created_at_ms, run_at_ms FROM jobs
               WHERE state = 'queued' AND pushed_at_ms IS NULL AND created_at_ms < $1
               ORDER BY created_at_ms LIMIT $2
               FOR UPDATE SKIP LOCKED",
@@ -889,7 +892,7 @@ pub async fn unpushed(
         Dialect::Sqlite => fetch_all!(
             tx,
             UnpushedJob,
-            "SELECT id, kind, payload, attempts, max_attempts, run_at_ms FROM jobs
+            "SELECT id, kind, payload, attempts, max_attempts, created_at_ms, run_at_ms FROM jobs
               WHERE state = 'queued' AND pushed_at_ms IS NULL AND created_at_ms < $1
               ORDER BY created_at_ms LIMIT $2",
             created_before_ms,

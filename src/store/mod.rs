@@ -123,6 +123,8 @@ impl Store {
             Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
             Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
         }
+        // SQLite's SQL folds ASCII only: the email keys of non-ASCII rows come from Rust.
+        users::renormalize_emails(self).await?;
         Ok(())
     }
 

@@ -65,6 +65,31 @@ pub async fn user(tx: &mut Tx, user: &NewUser<'_>, now: DateTime<Utc>) -> Result
     fetch_scalar!(
         tx,
         "INSERT INTO users (account_id, role_id, first_name, last_name, email, country, status,
+                            confirmed_at, created_at, updated_at, password_changed_at,
+                            email_normalized)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8, $9) RETURNING id",
+        user.account_id,
+        user.role_id,
+        user.first_name,
+        user.last_name,
+        user.email,
+        user.country,
+        user.status,
+        now,
+        crate::domain::email::normalize_email(user.email)
+    )
+}
+
+/// A user as the CRM writes it (it shares the database): without the email's comparison
+/// key, which the database fills (and, on SQLite, the service corrects at start).
+pub async fn crm_user(
+    tx: &mut Tx,
+    user: &NewUser<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
+        tx,
+        "INSERT INTO users (account_id, role_id, first_name, last_name, email, country, status,
                             confirmed_at, created_at, updated_at, password_changed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8) RETURNING id",
         user.account_id,
@@ -76,6 +101,24 @@ pub async fn user(tx: &mut Tx, user: &NewUser<'_>, now: DateTime<Utc>) -> Result
         user.status,
         now
     )
+}
+
+/// A blocklist row as the CRM writes it (it shares the database): the address as the person
+/// typed it, without the comparison key, which the database fills.
+pub async fn crm_blocklisted_email(
+    tx: &mut Tx,
+    account_id: i64,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO email_blocklist (account_id, email, created_at) VALUES ($1, $2, $3)",
+        account_id,
+        email,
+        now
+    )?;
+    Ok(())
 }
 
 pub async fn license_pool(
