@@ -22,7 +22,6 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
             job.email
         )));
     }
-    let _now = ctx.clock.now();
     let user = users::find_by_email(&mut tx, job.account_id, &job.email).await?;
     let mut after_commit = AfterCommit::default();
     let outcome = match user {
