@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
-    ActivateSalesperson, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued,
-    Job, JobStatus, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
-    RecordLogin, ReleaseLicense, SendEmail, UnlockUser,
+    ActivateSalesperson, BatchItem, BatchJob, BatchRefusal, BatchRequest, BatchResponse,
+    ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued, Job, JobStatus, Noop,
+    PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity, RecordLogin, ReleaseLicense,
+    SendEmail, UnlockUser,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -20,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::api::ErrorBody;
+use super::api::{ErrorBody, IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_BYTES};
 
 /// The name of the bearer-token security scheme in the document.
 const BEARER: &str = "bearer";
@@ -31,9 +32,14 @@ const BEARER: &str = "bearer";
         title = "lifecycle enqueue API",
         description = "Hands account-lifecycle jobs to the lifecycle worker and shows them."
     ),
-    paths(super::api::show, super::tokens::check),
+    paths(super::api::show, super::api::enqueue_batch, super::tokens::check),
     components(schemas(
         Enqueued,
+        BatchRequest,
+        BatchJob,
+        BatchResponse,
+        BatchItem,
+        BatchRefusal,
         ErrorBody,
         JobStatus,
         super::tokens::TokenCheckRequest,
@@ -121,7 +127,7 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
                 .name("Idempotency-Key")
                 .parameter_in(utoipa::openapi::path::ParameterIn::Header)
                 .required(Required::False)
-                .schema(Some(<String as utoipa::PartialSchema>::schema())),
+                .schema(Some(idempotency_key_schema())),
         )
         .request_body(Some(
             RequestBodyBuilder::new()
@@ -158,12 +164,28 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
         )
         .response("413", error_response("Body larger than the payload limit"))
         .response("415", error_response("Body not JSON"))
+        .response(
+            "503",
+            error_response("The job store is unavailable: nothing enqueued; try again later"),
+        )
         .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
         .build();
     (
         format!("/v1/jobs/{}", J::SLUG),
         PathItem::new(HttpMethod::Post, operation),
     )
+}
+
+/// The `Idempotency-Key` header as the API takes it: visible ASCII (HTTP trims the spaces
+/// around a header value), not blank, at most [`MAX_IDEMPOTENCY_KEY_BYTES`] bytes.
+fn idempotency_key_schema() -> RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_IDEMPOTENCY_KEY_BYTES))
+        .pattern(Some(IDEMPOTENCY_KEY_PATTERN))
+        .into()
 }
 
 fn error_response(description: &str) -> utoipa::openapi::Response {
