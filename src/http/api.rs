@@ -111,8 +111,9 @@ pub enum ApiError {
          at /v1/jobs/{{id}}"
     )]
     NoSuchEndpoint,
-    #[error("method not allowed here")]
-    MethodNotAllowed,
+    /// `allow`: the methods the path takes, for the `Allow` header.
+    #[error("method not allowed here: {allow} only")]
+    MethodNotAllowed { allow: &'static str },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -129,7 +130,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Queue(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -180,6 +181,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // Set here, axum leaves it: its own would list both methods of the shared
+        // `/v1/jobs/{kind_or_id}` route, where a kind takes POST only and an id GET only.
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
@@ -391,8 +399,22 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         // Any other path under /v1 (`/v1/jobs/a/b`, `/v1/jobs/`, `/v1/jobs/../x`) and any
         // other method answer like every refusal, in JSON, rather than with an empty body.
         .route("/v1/{*rest}", any(|| async { ApiError::NoSuchEndpoint }))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            ApiError::MethodNotAllowed {
+                allow: allowed_methods(uri.path()),
+            }
+        })
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+}
+
+/// The methods a path of the API takes, as its OpenAPI document lists them: a kind's path
+/// POST, a job's path GET (and HEAD).
+fn allowed_methods(path: &str) -> &'static str {
+    match path.strip_prefix("/v1/jobs/") {
+        Some(kind) if lifecycle_jobs::kind_name(kind).is_some() => "POST",
+        Some(_) => "GET, HEAD",
+        None => "POST",
+    }
 }
 
 /// Lets a request through with its token's [`TokenScope`] as an extension, or answers 401.
@@ -433,6 +455,10 @@ pub async fn enqueue(
     let Path(kind) = kind.map_err(|rejection| {
         InvalidPayload::new("kind", format!("unreadable: {}", rejection.body_text()))
     })?;
+    // A job's path (`/v1/jobs/{id}`) is read, not posted to.
+    if lifecycle_jobs::kind_name(&kind).is_none() && Uuid::parse_str(&kind).is_ok() {
+        return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
+    }
     // The kind is in the path: a token that may not enqueue it learns so before its body
     // is read. An unknown kind is the payload check's to name.
     if let Some(name) = lifecycle_jobs::kind_name(&kind) {
@@ -493,6 +519,10 @@ pub async fn show(
 ) -> Result<Json<JobStatus>, ApiError> {
     let not_an_id = || InvalidPayload::new("id", "must be a job id (a UUID)");
     let Path(id) = id.map_err(|_| not_an_id())?;
+    // A kind's path (`/v1/jobs/{kind}`) is posted to, not read.
+    if lifecycle_jobs::kind_name(&id).is_some() {
+        return Err(ApiError::MethodNotAllowed { allow: "POST" });
+    }
     let id = Uuid::parse_str(&id).map_err(|_| not_an_id())?;
     let record = ledger::get(&app.store, id)
         .await?
