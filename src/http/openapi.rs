@@ -248,4 +248,174 @@ mod tests {
         assert!(schemas.contains_key("Actor"));
         assert!(document.paths.paths.contains_key("/v1/jobs/{id}"));
     }
+
+    /// Walks every payload schema of the document and checks each constraint against the
+    /// constant the validator enforces, and the validator at the constraint's edge: an id
+    /// field states `minimum` = [`lifecycle_jobs::MIN_ID`] (one less is refused), a country
+    /// the 249 codes, an email its length and pattern, a name its length and pattern.
+    #[test]
+    fn the_schemas_state_what_the_validators_enforce() {
+        use serde_json::{Value, json};
+        let document = serde_json::to_value(document()).unwrap();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        let mut checked = 0;
+        for (name, schema) in schemas {
+            let Some(properties) = schema["properties"].as_object() else {
+                continue;
+            };
+            for (field, property) in properties {
+                let types: Vec<&str> = match &property["type"] {
+                    Value::String(t) => vec![t.as_str()],
+                    Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                let place = format!("{name}.{field}");
+                let is_payload = lifecycle_jobs::KINDS
+                    .iter()
+                    .any(|(kind, _)| kind_schema(kind) == Some(name.as_str()));
+                if !is_payload {
+                    continue;
+                }
+                if types.contains(&"integer") {
+                    assert_eq!(
+                        property["minimum"],
+                        json!(lifecycle_jobs::MIN_ID),
+                        "{place}"
+                    );
+                    assert_eq!(property["maximum"], json!(i64::MAX), "{place}");
+                    checked += 1;
+                }
+                if field.ends_with("country") {
+                    let codes: Vec<&str> = property["enum"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{place}: no enum"))
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    assert_eq!(codes, lifecycle_jobs::COUNTRY_CODES, "{place}");
+                    checked += 1;
+                }
+                match field.as_str() {
+                    "language" => {
+                        assert_eq!(
+                            property["enum"],
+                            json!(lifecycle_jobs::LANGUAGES),
+                            "{place}"
+                        );
+                        checked += 1;
+                    }
+                    "email" => {
+                        assert_eq!(property["maxLength"], json!(lifecycle_jobs::MAX_EMAIL_LEN));
+                        assert_eq!(property["pattern"], json!(lifecycle_jobs::EMAIL_PATTERN));
+                        assert_eq!(property["format"], "email", "{place}");
+                        checked += 1;
+                    }
+                    "first_name" | "last_name" => {
+                        assert_eq!(property["maxLength"], json!(lifecycle_jobs::MAX_NAME_CHARS));
+                        assert_eq!(property["pattern"], json!(lifecycle_jobs::NAME_PATTERN));
+                        assert_eq!(property["minLength"], 1, "{place}");
+                        checked += 1;
+                    }
+                    "purchase_reference" => {
+                        assert_eq!(
+                            property["maxLength"],
+                            json!(lifecycle_jobs::MAX_REFERENCE_CHARS)
+                        );
+                        assert_eq!(
+                            property["pattern"],
+                            json!(lifecycle_jobs::NO_CONTROL_PATTERN)
+                        );
+                        checked += 1;
+                    }
+                    "token" => {
+                        assert_eq!(property["pattern"], json!(lifecycle_jobs::token_pattern()));
+                        checked += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // 14 kinds, each with an account and at least one other id, plus the strings.
+        assert!(checked >= 40, "only {checked} constraints found");
+        let actor = &schemas["Actor"]["oneOf"][1];
+        assert_eq!(actor["minimum"], json!(lifecycle_jobs::MIN_ID));
+
+        // The validators at the edges the schemas state.
+        let create = |email: &str, first_name: &str, country: &str, role_id: i64| {
+            json!({
+                "account_id": 1, "actor": "system", "first_name": first_name, "last_name": "L",
+                "email": email, "country": country, "language": "es", "role_id": role_id,
+                "team_id": 1,
+            })
+            .to_string()
+        };
+        let field = |json: String| {
+            lifecycle_jobs::validate_json("create-user", &json)
+                .err()
+                .map(|refusal| refusal.field)
+        };
+        let name_at_limit = "é".repeat(lifecycle_jobs::MAX_NAME_CHARS);
+        let name_over = "é".repeat(lifecycle_jobs::MAX_NAME_CHARS + 1);
+        assert_eq!(
+            field(create(
+                "a@b.es",
+                &name_at_limit,
+                "ES",
+                lifecycle_jobs::MIN_ID
+            )),
+            None
+        );
+        assert_eq!(
+            field(create("a@b.es", "Ana", "ES", lifecycle_jobs::MIN_ID - 1)),
+            Some("role_id".into())
+        );
+        assert_eq!(
+            field(create("a@b.es", &name_over, "ES", 1)),
+            Some("first_name".into())
+        );
+        assert_eq!(
+            field(create("a@b.es", "Ana", "UK", 1)),
+            Some("country".into())
+        );
+        assert_eq!(
+            field(create("a@b.es", "\u{0085}", "ES", 1)),
+            Some("first_name".into())
+        );
+        let long_email = format!("{}@b.es", "a".repeat(lifecycle_jobs::MAX_EMAIL_LEN));
+        assert_eq!(
+            field(create(&long_email, "Ana", "ES", 1)),
+            Some("email".into())
+        );
+        assert!(!regex_like_email(&long_email[..10]));
+        for code in lifecycle_jobs::COUNTRY_CODES {
+            assert_eq!(field(create("a@b.es", "Ana", code, 1)), None, "{code}");
+        }
+    }
+
+    /// What [`lifecycle_jobs::EMAIL_PATTERN`] says, by hand: one `@`, a dot after it.
+    fn regex_like_email(text: &str) -> bool {
+        text.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+    }
+
+    /// The schema name of a kind's payload.
+    fn kind_schema(kind: &str) -> Option<&'static str> {
+        Some(match kind {
+            "user::deactivate_salesperson" => "DeactivateSalesperson",
+            "user::deactivate" => "DeactivateUser",
+            "records::reassign" => "ReassignRecords",
+            "license::release" => "ReleaseLicense",
+            "user::create" => "CreateUser",
+            "user::confirm" => "ConfirmUser",
+            "user::activate_salesperson" => "ActivateSalesperson",
+            "user::reactivate" => "ReactivateUser",
+            "user::unlock" => "UnlockUser",
+            "user::record_login" => "RecordLogin",
+            "user::record_activity" => "RecordActivity",
+            "customer::purchase_made" => "PurchaseMade",
+            "mail::send" => "SendEmail",
+            "system::noop" => "Noop",
+            _ => return None,
+        })
+    }
 }
