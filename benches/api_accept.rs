@@ -7,6 +7,9 @@
 //! The floor, in the same run: `pgbench` inserting one row per transaction from 64 clients
 //! for as long, into a table holding the same payload: a durable accept and nothing else.
 //!
+//! Beside it, the batch route: `POST /v1/jobs` with `A1_BATCH` (100) jobs per request from
+//! the same 64 connections, each job with its own key, counted in jobs per second.
+//!
 //! `cargo bench --bench api_accept`. Prints a table and appends to `benches/results.jsonl`.
 
 mod support;
@@ -25,23 +28,71 @@ const TARGET_FLOOR_RATIO: f64 = 0.5;
 const TARGET_P99_MS: f64 = 20.0;
 const PAYLOAD: &str = r#"{"account_id": 1, "user_id": 42, "actor": 7}"#;
 
+/// What each request carries: one job on its own route, or a batch of jobs.
+#[derive(Clone, Copy)]
+enum Shape {
+    Single,
+    Batch(usize),
+}
+
+impl Shape {
+    /// Request `sent` of connection `client`, and the jobs it carries.
+    fn request(self, client: usize, sent: u64) -> (String, u64) {
+        match self {
+            Shape::Single => (
+                format!(
+                    "POST /v1/jobs/deactivate-user HTTP/1.1\r\nHost: bench\r\n\
+                     Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+                     Idempotency-Key: bench-{client}-{sent}\r\n\
+                     Content-Length: {}\r\n\r\n{PAYLOAD}",
+                    PAYLOAD.len()
+                ),
+                1,
+            ),
+            Shape::Batch(size) => {
+                let jobs: Vec<String> = (0..size)
+                    .map(|n| {
+                        format!(
+                            r#"{{"kind":"deactivate-user","payload":{PAYLOAD},"idempotency_key":"bench-batch-{client}-{sent}-{n}"}}"#
+                        )
+                    })
+                    .collect();
+                let body = format!(r#"{{"jobs":[{}]}}"#, jobs.join(","));
+                (
+                    format!(
+                        "POST /v1/jobs HTTP/1.1\r\nHost: bench\r\n\
+                         Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    size as u64,
+                )
+            }
+        }
+    }
+}
+
 /// What the load generator saw.
 struct Load {
+    /// Requests answered 202.
     accepted: u64,
+    /// Jobs those requests carried.
+    jobs: u64,
     refused: u64,
     seconds: f64,
     latencies_ms: Vec<f64>,
 }
 
 /// `connections` clients posting back to back until `duration` has passed.
-async fn load(port: u16, connections: usize, duration: Duration) -> Load {
+async fn load(port: u16, connections: usize, duration: Duration, shape: Shape) -> Load {
     let accepted = Arc::new(AtomicU64::new(0));
+    let jobs = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut clients = Vec::new();
     for client in 0..connections {
-        let (accepted, refused) = (accepted.clone(), refused.clone());
+        let (accepted, refused, jobs) = (accepted.clone(), refused.clone(), jobs.clone());
         clients.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -52,19 +103,14 @@ async fn load(port: u16, connections: usize, duration: Duration) -> Load {
             let mut sent = 0u64;
             while Instant::now() < deadline {
                 sent += 1;
-                let request = format!(
-                    "POST /v1/jobs/deactivate-user HTTP/1.1\r\nHost: bench\r\n\
-                     Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
-                     Idempotency-Key: bench-{client}-{sent}\r\n\
-                     Content-Length: {}\r\n\r\n{PAYLOAD}",
-                    PAYLOAD.len()
-                );
+                let (request, carried) = shape.request(client, sent);
                 let at = Instant::now();
                 stream.write_all(request.as_bytes()).await.expect("send");
                 let status = read_response(&mut stream, &mut buffer).await;
                 latencies.push(at.elapsed().as_secs_f64() * 1000.0);
                 if status == 202 {
                     accepted.fetch_add(1, Ordering::Relaxed);
+                    jobs.fetch_add(carried, Ordering::Relaxed);
                 } else {
                     refused.fetch_add(1, Ordering::Relaxed);
                 }
@@ -78,6 +124,7 @@ async fn load(port: u16, connections: usize, duration: Duration) -> Load {
     }
     Load {
         accepted: accepted.load(Ordering::Relaxed),
+        jobs: jobs.load(Ordering::Relaxed),
         refused: refused.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
         latencies_ms,
@@ -193,12 +240,33 @@ async fn main() {
     )
     .await;
 
+    let batch_size: usize = support::env_or("A1_BATCH", 100);
     eprintln!("warming up");
-    load(service.port, CONNECTIONS, Duration::from_secs(2)).await;
+    load(
+        service.port,
+        CONNECTIONS,
+        Duration::from_secs(2),
+        Shape::Single,
+    )
+    .await;
     eprintln!("API: {CONNECTIONS} connections for {seconds} s");
     let profile = support::Profile::start();
-    let mut api = load(service.port, CONNECTIONS, Duration::from_secs(seconds)).await;
+    let mut api = load(
+        service.port,
+        CONNECTIONS,
+        Duration::from_secs(seconds),
+        Shape::Single,
+    )
+    .await;
     drop(profile);
+    eprintln!("API, batches of {batch_size}: {CONNECTIONS} connections for {seconds} s");
+    let mut batch = load(
+        service.port,
+        CONNECTIONS,
+        Duration::from_secs(seconds),
+        Shape::Batch(batch_size),
+    )
+    .await;
     let rss_mib = service.peak_rss_kib() as f64 / 1024.0;
     service.terminate();
     let recorded = lifecycle::store::ledger::count_all(&app.store)
@@ -207,9 +275,9 @@ async fn main() {
     app.store.close().await;
     support::forget_namespace(&namespace).await;
     support::drop_database(database).await;
-    assert_eq!(api.refused, 0, "every request accepted");
+    assert_eq!(api.refused + batch.refused, 0, "every request accepted");
     assert!(
-        recorded as u64 >= api.accepted,
+        recorded as u64 >= api.jobs + batch.jobs,
         "every accepted job is in the ledger"
     );
 
@@ -220,9 +288,12 @@ async fn main() {
     let p50 = percentile(&mut api.latencies_ms, 0.5);
     let p99 = percentile(&mut api.latencies_ms, 0.99);
     let ratio = rate / floor_tps;
+    let batch_rate = batch.jobs as f64 / batch.seconds;
+    let batch_p50 = percentile(&mut batch.latencies_ms, 0.5);
+    let batch_p99 = percentile(&mut batch.latencies_ms, 0.99);
     let mut table = Table::new(
         &format!("A1 POST /v1/jobs/deactivate-user, {CONNECTIONS} connections, {seconds} s"),
-        &["figure", "requests/s", "p50 ms", "p99 ms", "x floor"],
+        &["figure", "jobs/s", "p50 ms", "p99 ms", "x floor"],
     );
     table.row(vec![
         "pgbench: one-row INSERT per transaction, 64 clients (floor)".into(),
@@ -237,6 +308,13 @@ async fn main() {
         format!("{p50:.2}"),
         format!("{p99:.2}"),
         format!("{ratio:.2}"),
+    ]);
+    table.row(vec![
+        format!("POST /v1/jobs, {batch_size} jobs per request -> 202 (ledger + Redis)"),
+        thousands(batch_rate),
+        format!("{batch_p50:.2}"),
+        format!("{batch_p99:.2}"),
+        format!("{:.2}", batch_rate / floor_tps),
     ]);
     table.print();
     let mut verdict = Table::new(
@@ -267,6 +345,10 @@ async fn main() {
             "p99_ms": (p99 * 100.0).round() / 100.0,
             "pgbench_insert_tps": floor_tps.round(),
             "ratio": (ratio * 100.0).round() / 100.0,
+            "batch_size": batch_size,
+            "batch_jobs_per_sec": batch_rate.round(),
+            "batch_p50_ms": (batch_p50 * 100.0).round() / 100.0,
+            "batch_p99_ms": (batch_p99 * 100.0).round() / 100.0,
             "service_peak_rss_mib": (rss_mib * 10.0).round() / 10.0,
             "target_met": ratio >= TARGET_FLOOR_RATIO && p99 < TARGET_P99_MS,
         }),

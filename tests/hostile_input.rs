@@ -1090,6 +1090,14 @@ fn expected(request: &Hostile, keys: &AcceptedKeys) -> Expected {
             }),
         );
     };
+    // A kind's path takes POST only, a job's path GET only (405 naming what it takes).
+    let known = lifecycle_jobs::kind_name(&slug).is_some();
+    if request.method == "GET" && known {
+        return refused(405, None);
+    }
+    if request.method == "POST" && !known && uuid::Uuid::parse_str(&slug).is_ok() {
+        return refused(405, None);
+    }
     if request.method == "GET" {
         return match uuid::Uuid::parse_str(&slug) {
             Ok(_) => Expected::Shown,
@@ -1258,7 +1266,6 @@ async fn refusals_at_the_edges() {
     for (method, path, status) in [
         ("POST", "/v1/jobs/noop/extra", 404),
         ("POST", "/v1/jobs/", 404),
-        ("POST", "/v1/jobs", 404),
         ("POST", "/v1/jobs/../../etc/passwd", 404),
         ("GET", "/v1/nothing-here", 404),
         ("PUT", "/v1/jobs/noop", 405),

@@ -278,7 +278,7 @@ async fn the_openapi_document_lists_every_kind(backend: Backend) {
             continue;
         }
         assert!(operation.is_object(), "{name}: no POST /v1/jobs/{slug}");
-        for status in ["403", "409"] {
+        for status in ["202", "400", "401", "403", "409", "413", "415", "503"] {
             assert!(
                 operation["responses"][status].is_object(),
                 "{slug}: no {status} documented"
@@ -301,6 +301,69 @@ async fn the_openapi_document_lists_every_kind(backend: Backend) {
     );
     assert!(document["paths"]["/v1/jobs/{id}"]["get"].is_object());
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+
+    // What the validators enforce, stated in the schemas: positive ids, the country,
+    // language and email rules, the name limits.
+    let create = &schemas["CreateUser"]["properties"];
+    for id in ["account_id", "role_id", "team_id"] {
+        assert_eq!(create[id]["minimum"], 1, "CreateUser.{id}");
+    }
+    assert_eq!(
+        schemas["DeactivateUser"]["properties"]["user_id"]["minimum"],
+        1
+    );
+    assert_eq!(
+        schemas["DeactivateUser"]["properties"]["reassign_to"]["minimum"],
+        1
+    );
+    let countries = create["country"]["enum"].as_array().unwrap();
+    assert_eq!(countries.len(), 249);
+    assert!(countries.contains(&serde_json::json!("ES")));
+    assert!(!countries.contains(&serde_json::json!("UK")));
+    assert_eq!(
+        create["language"]["enum"],
+        serde_json::json!(["en", "es", "fr", "pt"])
+    );
+    assert_eq!(create["email"]["format"], "email");
+    assert_eq!(create["email"]["maxLength"], 254);
+    assert_eq!(create["first_name"]["maxLength"], 100);
+    assert!(create["first_name"]["pattern"].is_string());
+    assert!(schemas["ConfirmUser"]["properties"]["token"]["pattern"].is_string());
+
+    // Every status each route answers.
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        let responses = document["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} is not documented"));
+        responses.keys().cloned().collect()
+    };
+    for (path, method, expected) in [
+        (
+            "/v1/jobs/{id}",
+            "get",
+            &["200", "400", "401", "404", "503"][..],
+        ),
+        (
+            "/v1/tokens/check",
+            "post",
+            &["200", "400", "401", "403", "413", "415", "503"][..],
+        ),
+        (
+            "/v1/jobs",
+            "post",
+            &["202", "400", "401", "413", "415", "503"][..],
+        ),
+    ] {
+        let documented = statuses(path, method);
+        for status in expected {
+            assert!(
+                documented.iter().any(|s| s == status),
+                "{method} {path}: no {status} in {documented:?}"
+            );
+        }
+    }
+    let batch = &schemas["BatchRequest"]["properties"]["jobs"];
+    assert_eq!(batch["maxItems"], lifecycle_jobs::MAX_BATCH_JOBS);
 }
 
 async fn check_token(port: u16, token: &str) -> serde_json::Value {

@@ -11,12 +11,15 @@ use crate::{Actor, InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct ActivateSalesperson {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The user, who must be active.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// Who asked for it.
     pub actor: Actor,
     /// ISO 3166-1 alpha-2 country of the license.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::country))]
     pub country: String,
 }
 

@@ -107,7 +107,8 @@ impl utoipa::PartialSchema for Actor {
                     .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
                         utoipa::openapi::schema::KnownFormat::Int64,
                     )))
-                    .minimum(Some(1)),
+                    .minimum(Some(crate::MIN_ID as isize))
+                    .maximum(Some(i64::MAX as isize)),
             )
             .into()
     }

@@ -28,7 +28,10 @@ use std::fmt;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::{Enqueued, InvalidPayload, Job, JobStatus};
+use crate::{
+    BatchItem, BatchJob, BatchRequest, BatchResponse, Enqueued, InvalidPayload, Job, JobStatus,
+    MAX_BATCH_JOBS,
+};
 
 /// A client of one lifecycle service.
 #[derive(Clone)]
@@ -128,6 +131,55 @@ impl Client {
         }
         let response = request.send().await?;
         Self::read(response).await
+    }
+
+    /// Enqueues many jobs, of any kinds, in one request (`POST /v1/jobs`): build each with
+    /// [`BatchJob::new`]. The answer has one [`BatchItem`] per job, in order: accepted
+    /// (`created: false` for a retry with the same key) or refused with the field and the
+    /// status the single route would answer (400, 403, 409); one refused job does not stop
+    /// the others. More than [`MAX_BATCH_JOBS`] jobs are refused here, before sending.
+    ///
+    /// ```no_run
+    /// # async fn example(client: lifecycle_jobs::client::Client) -> Result<(), lifecycle_jobs::client::ClientError> {
+    /// use lifecycle_jobs::{ActivitySource, BatchItem, BatchJob, RecordActivity};
+    ///
+    /// let jobs = (1..=3)
+    ///     .map(|user_id| {
+    ///         let job = RecordActivity { account_id: 1, user_id, source: ActivitySource::Api, at: None };
+    ///         BatchJob::new(&job, Some(&format!("activity-{user_id}")))
+    ///     })
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// for item in client.enqueue_many(&jobs).await? {
+    ///     match item {
+    ///         BatchItem::Enqueued(enqueued) => println!("{}", enqueued.job_id),
+    ///         BatchItem::Refused(refusal) => println!("{:?}: {}", refusal.field, refusal.error),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn enqueue_many(&self, jobs: &[BatchJob]) -> Result<Vec<BatchItem>, ClientError> {
+        if jobs.len() > MAX_BATCH_JOBS {
+            return Err(InvalidPayload::new(
+                "jobs",
+                format!(
+                    "holds {} jobs, more than {MAX_BATCH_JOBS}: split the batch",
+                    jobs.len()
+                ),
+            )
+            .into());
+        }
+        let response = self
+            .http
+            .post(format!("{}/v1/jobs", self.base_url))
+            .bearer_auth(&self.token)
+            .json(&BatchRequest {
+                jobs: jobs.to_vec(),
+            })
+            .send()
+            .await?;
+        let answer: BatchResponse = Self::read(response).await?;
+        Ok(answer.results)
     }
 
     /// The job's state, attempts and last error.

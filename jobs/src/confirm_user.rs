@@ -7,6 +7,19 @@ use crate::{InvalidPayload, Job};
 /// How a sealed token starts: what follows is the hex SHA-256 of the secret.
 const SEALED_PREFIX: &str = "sha256:";
 
+/// The shortest and longest secret of a confirmation link, in bytes.
+pub const TOKEN_LEN: std::ops::RangeInclusive<usize> = 16..=256;
+
+/// The token exactly as [`ConfirmUser::validate`] accepts it: a secret of
+/// [`TOKEN_LEN`] letters, digits, `-` and `_`, or `sha256:` and 64 hex digits (sealed).
+pub fn token_pattern() -> String {
+    format!(
+        "^({SEALED_PREFIX}[0-9a-fA-F]{{64}}|[A-Za-z0-9_-]{{{},{}}})$",
+        TOKEN_LEN.start(),
+        TOKEN_LEN.end()
+    )
+}
+
 /// Confirms a `pending` user with the secret of the single-use link they were emailed:
 /// the user becomes `active` and the link is used up. An expired, reused or unknown link is
 /// refused.
@@ -18,10 +31,13 @@ const SEALED_PREFIX: &str = "sha256:";
 #[serde(deny_unknown_fields)]
 pub struct ConfirmUser {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The user confirming.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// The `token` parameter of the confirmation link.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::confirmation_token))]
     pub token: String,
 }
 
@@ -66,7 +82,7 @@ impl Job for ConfirmUser {
         let valid = match sealed {
             Some(digest) => digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
             None => {
-                (16..=256).contains(&self.token.len())
+                TOKEN_LEN.contains(&self.token.len())
                     && self
                         .token
                         .bytes()

@@ -33,25 +33,34 @@ impl UserKind {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// The account (tenant) the user joins.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// Who asked for it: `system` or a user allowed to manage users.
     pub actor: Actor,
     /// Given name.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::person_name))]
     pub first_name: String,
     /// Surname.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::person_name))]
     pub last_name: String,
     /// Login and contact address; unique in the account whatever the case.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::email))]
     pub email: String,
     /// ISO 3166-1 alpha-2 country code, upper case (`ES`).
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::country))]
     pub country: String,
     /// `en`, `es`, `fr` or `pt`: the language of the user's emails.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::language))]
     pub language: String,
     /// A role of the same account.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub role_id: i64,
     /// A team of the same account, which the user joins.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub team_id: i64,
     /// A user of the same account whose individual permissions the new user gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::optional_id))]
     pub copy_permissions_from: Option<i64>,
     /// The user may use the sales simulator only, not the platform.
     #[serde(default)]

@@ -15,14 +15,17 @@ use crate::{Actor, InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct DeactivateSalesperson {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The salesperson whose role is removed.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// Who asked for it.
     pub actor: Actor,
     /// An active user of the same account who receives the contacts, instead of the
     /// account's contacts policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::optional_id))]
     pub reassign_contacts_to: Option<i64>,
     /// When the producer was asked for it (RFC 3339): the license is billed to the end of
     /// the billing cycle running then, however late the job runs (a backlog, a retry).

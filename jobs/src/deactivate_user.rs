@@ -13,8 +13,10 @@ use crate::{Actor, InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct DeactivateUser {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The user deactivated.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// Who asked for it.
     pub actor: Actor,
@@ -22,6 +24,7 @@ pub struct DeactivateUser {
     /// without it they go to the leader of the user's first team, else of the account's
     /// first team.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::optional_id))]
     pub reassign_to: Option<i64>,
     /// Leave the email off the account's blocklist, so a later purchase can reactivate
     /// the user.

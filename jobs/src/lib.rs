@@ -50,12 +50,12 @@ mod wire;
 
 pub use activate_salesperson::ActivateSalesperson;
 pub use actor::Actor;
-pub use confirm_user::{ConfirmUser, sha256_hex};
+pub use confirm_user::{ConfirmUser, TOKEN_LEN, sha256_hex, token_pattern};
 pub use create_user::{CreateUser, UserKind};
 pub use deactivate_salesperson::DeactivateSalesperson;
 pub use deactivate_user::DeactivateUser;
 pub use noop::Noop;
-pub use purchase_made::PurchaseMade;
+pub use purchase_made::{MAX_REFERENCE_CHARS, PurchaseMade};
 pub use reactivate_user::ReactivateUser;
 pub use reassign_records::ReassignRecords;
 pub use record_activity::{ActivitySource, RecordActivity};
@@ -63,8 +63,14 @@ pub use record_login::RecordLogin;
 pub use release_license::ReleaseLicense;
 pub use send_email::SendEmail;
 pub use unlock_user::{UnlockUser, UnlockVia};
-pub use validation::{InvalidPayload, LANGUAGES};
-pub use wire::{Enqueued, JobStatus};
+pub use validation::{
+    COUNTRY_CODES, EMAIL_PATTERN, InvalidPayload, LANGUAGES, MAX_EMAIL_LEN, MAX_NAME_CHARS, MIN_ID,
+    NAME_PATTERN, NO_CONTROL_PATTERN,
+};
+pub use wire::{
+    BatchItem, BatchJob, BatchRefusal, BatchRequest, BatchResponse, Enqueued, JobStatus,
+    MAX_BATCH_JOBS,
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -9,6 +9,7 @@ use crate::{InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct Noop {
     /// The account the canary runs for.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
 }
 

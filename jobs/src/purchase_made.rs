@@ -10,16 +10,19 @@ use crate::{InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct PurchaseMade {
     /// The account (tenant) sold to.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The buyer's email address.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::email))]
     pub email: String,
     /// Billing's reference of the purchase, kept in the audit log.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::purchase_reference))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purchase_reference: Option<String>,
 }
 
-/// The longest purchase reference accepted.
-const MAX_REFERENCE_CHARS: usize = 200;
+/// The longest purchase reference accepted, in characters.
+pub const MAX_REFERENCE_CHARS: usize = 200;
 
 impl Job for PurchaseMade {
     const NAME: &'static str = "customer::purchase_made";

@@ -12,13 +12,16 @@ use crate::{Actor, InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct ReactivateUser {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The user reactivated.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// Who asked for it.
     pub actor: Actor,
     /// Make the user a salesperson again with a license in this country.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::optional_country))]
     pub license_country: Option<String>,
 }
 

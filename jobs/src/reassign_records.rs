@@ -10,10 +10,13 @@ use crate::{Actor, InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct ReassignRecords {
     /// The account (tenant) of both users.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// Whose records move.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub from_user_id: i64,
     /// Who receives them; must be active.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub to_user_id: i64,
     /// Who asked for it.
     pub actor: Actor,

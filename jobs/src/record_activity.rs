@@ -25,8 +25,10 @@ pub enum ActivitySource {
 #[serde(deny_unknown_fields)]
 pub struct RecordActivity {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The active user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// What the activity was.
     pub source: ActivitySource,

@@ -12,8 +12,10 @@ use crate::{InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct RecordLogin {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// Who tried to sign in.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// Whether the password was right.
     pub succeeded: bool,

@@ -11,8 +11,10 @@ use crate::{InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct ReleaseLicense {
     /// The account (tenant) of the license.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The license whose seat is freed.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub license_id: i64,
 }
 

@@ -11,8 +11,10 @@ use crate::{InvalidPayload, Job};
 #[serde(deny_unknown_fields)]
 pub struct SendEmail {
     /// The account (tenant) of the recipient.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The recorded message.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub email_id: i64,
 }
 

@@ -22,8 +22,10 @@ pub enum UnlockVia {
 #[serde(deny_unknown_fields)]
 pub struct UnlockUser {
     /// The account (tenant) of the user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub account_id: i64,
     /// The locked user.
+    #[cfg_attr(feature = "utoipa", schema(schema_with = crate::validation::schema::id))]
     pub user_id: i64,
     /// Who asked for it: an administrator, or `system` for a verified password reset.
     pub actor: Actor,

@@ -177,9 +177,13 @@ fn about_a_field(message: &str) -> bool {
         .any(|prefix| message.starts_with(prefix))
 }
 
+/// The smallest id: every id (account, user, role, team...) is a positive integer. The
+/// OpenAPI schemas of the id fields take their `minimum` from here.
+pub const MIN_ID: i64 = 1;
+
 /// Refuses an id that is not a positive integer.
 pub(crate) fn positive_id(field: &str, id: i64) -> Result<(), InvalidPayload> {
-    if id > 0 {
+    if id >= MIN_ID {
         Ok(())
     } else {
         Err(InvalidPayload::new(
@@ -188,6 +192,10 @@ pub(crate) fn positive_id(field: &str, id: i64) -> Result<(), InvalidPayload> {
         ))
     }
 }
+
+/// Every officially assigned ISO 3166-1 alpha-2 code, sorted: the countries accepted, and
+/// the `enum` of the country fields in the OpenAPI document.
+pub const COUNTRY_CODES: &[&str] = &crate::country::ISO_3166_1_ALPHA_2;
 
 /// Refuses a code that is not an officially assigned ISO 3166-1 alpha-2 country code
 /// (upper case, `ES`).
@@ -228,8 +236,13 @@ pub(crate) fn language(field: &str, code: &str) -> Result<(), InvalidPayload> {
     }
 }
 
-/// The longest email address SMTP can carry (RFC 5321 path limit).
-const MAX_EMAIL_LEN: usize = 254;
+/// The longest email address SMTP can carry (RFC 5321 path limit), in bytes.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// What every accepted email address matches (one `@`, a dot in the domain, no spaces);
+/// the address check below is stricter, so whatever fails this pattern is refused too. The
+/// OpenAPI schema of the email fields carries it.
+pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
 
 /// A plausible mailbox address: one `@`, a local part and a dotted domain, no spaces or
 /// control characters, no display name. Deliverability is the mail server's business.
@@ -279,8 +292,16 @@ pub(crate) fn email_address(field: &str, email: &str) -> Result<(), InvalidPaylo
     Ok(())
 }
 
-/// The longest first or last name accepted.
-const MAX_NAME_CHARS: usize = 100;
+/// The longest first or last name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A person's name exactly as [`person_name`] accepts it: no control character (Unicode
+/// `Cc`: U+0000–U+001F, U+007F–U+009F) and at least one character that is not a space.
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// Free text without control characters (a purchase reference), as the validators accept it.
+pub const NO_CONTROL_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
 
 /// A person's name: not blank, at most 100 characters, no control characters.
 pub(crate) fn person_name(field: &str, name: &str) -> Result<(), InvalidPayload> {
@@ -343,6 +364,112 @@ pub(crate) fn requested_at(
         ));
     }
     Ok(at.min(enqueued_at))
+}
+
+/// The OpenAPI schemas of the validated fields, built from the constants the validators
+/// use, so the document cannot say something else than what is enforced. Each field names
+/// its function with `#[schema(schema_with = ...)]`.
+#[cfg(feature = "utoipa")]
+pub(crate) mod schema {
+    use utoipa::openapi::schema::{
+        KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type,
+    };
+
+    use super::{
+        COUNTRY_CODES, EMAIL_PATTERN, LANGUAGES, MAX_EMAIL_LEN, MAX_NAME_CHARS, MIN_ID,
+        NAME_PATTERN, NO_CONTROL_PATTERN,
+    };
+
+    fn nullable(kind: Type) -> SchemaType {
+        SchemaType::from_iter([kind, Type::Null])
+    }
+
+    fn id_of(kind: SchemaType) -> Object {
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(MIN_ID as isize))
+            // The wire form is an i64: a larger number is refused as out of range.
+            .maximum(Some(i64::MAX as isize))
+            .build()
+    }
+
+    /// A positive id.
+    pub(crate) fn id() -> Object {
+        id_of(SchemaType::Type(Type::Integer))
+    }
+
+    /// A positive id, or absent (`null`).
+    pub(crate) fn optional_id() -> Object {
+        id_of(nullable(Type::Integer))
+    }
+
+    fn country_of(kind: SchemaType, null: bool) -> Object {
+        let mut codes: Vec<serde_json::Value> = COUNTRY_CODES.iter().map(|c| (*c).into()).collect();
+        if null {
+            codes.push(serde_json::Value::Null);
+        }
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .description(Some("ISO 3166-1 alpha-2 country code, upper case (`ES`)"))
+            .enum_values(Some(codes))
+            .build()
+    }
+
+    /// An assigned ISO 3166-1 alpha-2 code.
+    pub(crate) fn country() -> Object {
+        country_of(SchemaType::Type(Type::String), false)
+    }
+
+    /// An assigned ISO 3166-1 alpha-2 code, or absent.
+    pub(crate) fn optional_country() -> Object {
+        country_of(nullable(Type::String), true)
+    }
+
+    /// One of the languages with email templates.
+    pub(crate) fn language() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(LANGUAGES))
+            .build()
+    }
+
+    /// An email address.
+    pub(crate) fn email() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(MAX_EMAIL_LEN))
+            .pattern(Some(EMAIL_PATTERN))
+            .build()
+    }
+
+    /// A first or last name.
+    pub(crate) fn person_name() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_NAME_CHARS))
+            .pattern(Some(NAME_PATTERN))
+            .build()
+    }
+
+    /// A purchase reference: short text without control characters, or absent.
+    pub(crate) fn purchase_reference() -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .max_length(Some(crate::purchase_made::MAX_REFERENCE_CHARS))
+            .pattern(Some(NO_CONTROL_PATTERN))
+            .build()
+    }
+
+    /// The secret of a confirmation link, or its sealed digest.
+    pub(crate) fn confirmation_token() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(crate::confirm_user::token_pattern()))
+            .build()
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use lifecycle_jobs::{Enqueued, InvalidPayload, JobStatus, MAX_PAYLOAD_BYTES};
+use lifecycle_jobs::{
+    BatchItem, BatchRefusal, BatchRequest, BatchResponse, Enqueued, InvalidPayload, JobStatus,
+    MAX_BATCH_JOBS, MAX_PAYLOAD_BYTES,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -33,7 +36,11 @@ use crate::store::ledger::{self, JobRecord};
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Longer keys are refused: they are stored and indexed with every job.
-const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+
+/// The keys [`checked_key`] accepts once HTTP has trimmed the header value: visible ASCII,
+/// spaces and tabs only inside. Published in the OpenAPI document.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = r"^[\x21-\x7e]([\t\x20-\x7e]*[\x21-\x7e])?$";
 
 /// Every refusal: what is wrong and, for bad input, the field at fault.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -78,8 +85,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("the body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
-    #[error("the body is larger than {MAX_PAYLOAD_BYTES} bytes")]
-    PayloadTooLarge,
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("cannot read the body: {0}")]
     UnreadableBody(String),
     #[error("{0}")]
@@ -99,10 +106,14 @@ pub enum ApiError {
          send a new key for a new job"
     )]
     Conflict { key: String, job_id: Uuid },
-    #[error("no such endpoint: jobs are posted to /v1/jobs/{{kind}} and shown at /v1/jobs/{{id}}")]
+    #[error(
+        "no such endpoint: jobs are posted to /v1/jobs/{{kind}} (or many to /v1/jobs) and shown \
+         at /v1/jobs/{{id}}"
+    )]
     NoSuchEndpoint,
-    #[error("method not allowed here")]
-    MethodNotAllowed,
+    /// `allow`: the methods the path takes, for the `Allow` header.
+    #[error("method not allowed here: {allow} only")]
+    MethodNotAllowed { allow: &'static str },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -114,21 +125,21 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnreadableBody(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound | ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Queue(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = match &self {
+impl ApiError {
+    /// The body of the refusal: what is wrong and, for bad input, the field at fault.
+    fn body(&self) -> ErrorBody {
+        match self {
             ApiError::Invalid(invalid) => {
                 ErrorBody::new(invalid.to_string(), Some(invalid.field.clone()))
             }
@@ -146,12 +157,37 @@ impl IntoResponse for ApiError {
                 ErrorBody::new("the job store is unavailable; try again later".into(), None)
             }
             other => ErrorBody::new(other.to_string(), None),
-        };
-        let mut response = (status, Json(body)).into_response();
+        }
+    }
+
+    /// One item of a batch refused: the body and status the single route would answer.
+    fn refusal(self) -> BatchItem {
+        let status = self.status().as_u16();
+        let body = self.body();
+        BatchItem::Refused(BatchRefusal {
+            error: body.error,
+            field: body.field,
+            status,
+            job_id: body.job_id,
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // Set here, axum leaves it: its own would list both methods of the shared
+        // `/v1/jobs/{kind_or_id}` route, where a kind takes POST only and an id GET only.
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
@@ -350,6 +386,11 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
     Router::new()
         // One route for both: `{kind}` and `{id}` at the same place would conflict.
         .route("/v1/jobs/{kind_or_id}", get(show).post(enqueue))
+        // 1,000 jobs do not fit in the limit of one payload.
+        .route(
+            "/v1/jobs",
+            axum::routing::post(enqueue_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
         .route(
             "/v1/tokens/check",
             axum::routing::post(super::tokens::check),
@@ -358,8 +399,22 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         // Any other path under /v1 (`/v1/jobs/a/b`, `/v1/jobs/`, `/v1/jobs/../x`) and any
         // other method answer like every refusal, in JSON, rather than with an empty body.
         .route("/v1/{*rest}", any(|| async { ApiError::NoSuchEndpoint }))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            ApiError::MethodNotAllowed {
+                allow: allowed_methods(uri.path()),
+            }
+        })
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+}
+
+/// The methods a path of the API takes, as its OpenAPI document lists them: a kind's path
+/// POST, a job's path GET (and HEAD).
+fn allowed_methods(path: &str) -> &'static str {
+    match path.strip_prefix("/v1/jobs/") {
+        Some(kind) if lifecycle_jobs::kind_name(kind).is_some() => "POST",
+        Some(_) => "GET, HEAD",
+        None => "POST",
+    }
 }
 
 /// Lets a request through with its token's [`TokenScope`] as an extension, or answers 401.
@@ -400,19 +455,17 @@ pub async fn enqueue(
     let Path(kind) = kind.map_err(|rejection| {
         InvalidPayload::new("kind", format!("unreadable: {}", rejection.body_text()))
     })?;
+    // A job's path (`/v1/jobs/{id}`) is read, not posted to.
+    if lifecycle_jobs::kind_name(&kind).is_none() && Uuid::parse_str(&kind).is_ok() {
+        return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
+    }
     // The kind is in the path: a token that may not enqueue it learns so before its body
     // is read. An unknown kind is the payload check's to name.
     if let Some(name) = lifecycle_jobs::kind_name(&kind) {
         scope.may_enqueue(name)?;
     }
     require_json(&headers)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::UnreadableBody(rejection.body_text())
-        }
-    })?;
+    let body = read_body(body, MAX_PAYLOAD_BYTES)?;
     let idempotency_key = idempotency_key(&headers)?;
     let json = std::str::from_utf8(&body)
         .map_err(|_| InvalidPayload::new("payload", "is not UTF-8 text"))?;
@@ -454,7 +507,9 @@ pub async fn enqueue(
     responses(
         (status = 200, description = "The job", body = JobStatus),
         (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such job, or one outside the token's accounts or kinds (the same answer)", body = ErrorBody),
+        (status = 503, description = "The job store is unavailable; try again later", body = ErrorBody),
     )
 )]
 pub async fn show(
@@ -464,6 +519,10 @@ pub async fn show(
 ) -> Result<Json<JobStatus>, ApiError> {
     let not_an_id = || InvalidPayload::new("id", "must be a job id (a UUID)");
     let Path(id) = id.map_err(|_| not_an_id())?;
+    // A kind's path (`/v1/jobs/{kind}`) is posted to, not read.
+    if lifecycle_jobs::kind_name(&id).is_some() {
+        return Err(ApiError::MethodNotAllowed { allow: "POST" });
+    }
     let id = Uuid::parse_str(&id).map_err(|_| not_an_id())?;
     let record = ledger::get(&app.store, id)
         .await?
@@ -501,21 +560,175 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let invalid = |reason: &str| InvalidPayload::new("Idempotency-Key", reason);
     let key = value
         .to_str()
-        .map_err(|_| invalid("must be visible ASCII"))?
-        .trim();
+        .map_err(|_| InvalidPayload::new("Idempotency-Key", "must be visible ASCII"))?;
+    Ok(Some(checked_key("Idempotency-Key", key)?))
+}
+
+/// A producer's idempotency key (a header or a batch item's `idempotency_key`): visible
+/// ASCII (spaces and tabs inside), not blank, at most 200 bytes once trimmed.
+fn checked_key(field: &str, key: &str) -> Result<String, InvalidPayload> {
+    let invalid = |reason: String| InvalidPayload::new(field, reason);
+    if !key.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return Err(invalid("must be visible ASCII".into()));
+    }
+    let key = key.trim();
     if key.is_empty() {
-        return Err(invalid("must not be empty").into());
+        return Err(invalid("must not be empty".into()));
     }
     if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-        return Err(invalid(&format!(
+        return Err(invalid(format!(
             "must be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
-        ))
+        )));
+    }
+    Ok(key.to_string())
+}
+
+/// The body, or 413 past `limit` (the route's [`DefaultBodyLimit`]).
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::UnreadableBody(rejection.body_text())
+        }
+    })
+}
+
+/// The body limit of `POST /v1/jobs`: 1,000 jobs of up to about 4 KiB each.
+pub const MAX_BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A batch as read off the wire: each payload kept as sent, so that it goes through the
+/// same decoding as the body of the single route (duplicate fields, big numbers...).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    jobs: Vec<RawBatchJob>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatchJob {
+    kind: String,
+    payload: Box<serde_json::value::RawValue>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Enqueues many jobs of any kinds. The document as a whole is refused (400) when it is
+/// malformed or longer than [`MAX_BATCH_JOBS`]; otherwise each job is checked as the single
+/// route checks it (the token's scope, the payload, the key) and the valid ones are
+/// recorded in one transaction. 202 with one result per job, in order.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    request_body = BatchRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Read: one result per job, in order, each accepted (`job_id`, `created`) or refused (`error`, `field`, `status`: 400, 403 or 409, as the single route would answer)", body = BatchResponse),
+        (status = 400, description = "Not a batch document (malformed, a payload that is not an object, an unknown field) or more than 1,000 jobs: nothing enqueued", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 413, description = "Body larger than 4 MiB", body = ErrorBody),
+        (status = 415, description = "Body not JSON", body = ErrorBody),
+        (status = 503, description = "The job store is unavailable: nothing enqueued; send the batch again (with idempotency keys, a job already recorded answers `created: false`)", body = ErrorBody),
+    )
+)]
+pub async fn enqueue_batch(
+    State(app): State<Arc<App>>,
+    Extension(scope): Extension<Arc<TokenScope>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    require_json(&headers)?;
+    let body = read_body(body, MAX_BATCH_BODY_BYTES)?;
+    let json =
+        std::str::from_utf8(&body).map_err(|_| InvalidPayload::new("jobs", "is not UTF-8 text"))?;
+    let batch: RawBatch = serde_json::from_str(json).map_err(|error| {
+        let refusal = InvalidPayload::from_json(error);
+        let field = if refusal.field == "payload" {
+            "jobs".to_string()
+        } else {
+            refusal.field
+        };
+        InvalidPayload::new(field, refusal.reason)
+    })?;
+    if batch.jobs.len() > MAX_BATCH_JOBS {
+        return Err(InvalidPayload::new(
+            "jobs",
+            format!(
+                "holds {} jobs, more than {MAX_BATCH_JOBS}: split the batch",
+                batch.jobs.len()
+            ),
+        )
         .into());
     }
-    Ok(Some(key.to_string()))
+    // The document's shape: a payload is an object, as the schema says; any other value
+    // refuses the document, not the item.
+    if let Some(position) = batch
+        .jobs
+        .iter()
+        .position(|job| !job.payload.get().trim_start().starts_with('{'))
+    {
+        return Err(InvalidPayload::new(
+            "jobs",
+            format!("jobs[{position}].payload must be a JSON object"),
+        )
+        .into());
+    }
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(batch.jobs.len());
+    let mut requests = Vec::new();
+    let mut positions = Vec::new();
+    for (position, job) in batch.jobs.iter().enumerate() {
+        match batch_request(&scope, job) {
+            Ok(request) => {
+                results.push(None);
+                requests.push(request);
+                positions.push(position);
+            }
+            Err(refusal) => results.push(Some(refusal.refusal())),
+        }
+    }
+    let answers = app.queue.enqueue_each(requests).await?;
+    for (position, answer) in positions.into_iter().zip(answers) {
+        results[position] = Some(match answer {
+            Ok(enqueued) => BatchItem::Enqueued(Enqueued {
+                job_id: enqueued.id,
+                created: enqueued.created,
+            }),
+            Err(QueueError::IdempotencyConflict { key, job_id }) => {
+                ApiError::Conflict { key, job_id }.refusal()
+            }
+            Err(other) => return Err(ApiError::Queue(other)),
+        });
+    }
+    let results = results.into_iter().flatten().collect();
+    Ok((StatusCode::ACCEPTED, Json(BatchResponse { results })))
+}
+
+/// One job of a batch checked as the single route checks it, in the same order: the kind
+/// against the token, the key, the payload, the account and the actor.
+fn batch_request(scope: &TokenScope, job: &RawBatchJob) -> Result<EnqueueRequest, ApiError> {
+    if let Some(name) = lifecycle_jobs::kind_name(&job.kind) {
+        scope.may_enqueue(name)?;
+    }
+    let key = job
+        .idempotency_key
+        .as_deref()
+        .map(|key| checked_key("idempotency_key", key))
+        .transpose()?;
+    let validated = lifecycle_jobs::validate_json(&job.kind, job.payload.get())?;
+    scope.may_use_account(validated.account_id)?;
+    if acts_as_system(&validated.payload) {
+        scope.may_act_as_system()?;
+    }
+    Ok(EnqueueRequest {
+        kind: validated.name,
+        account_id: Some(validated.account_id),
+        payload: validated.payload,
+        idempotency_key: key.map(IdempotencyKey::Caller),
+        run_at_ms: None,
+    })
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
-    ActivateSalesperson, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued,
-    Job, JobStatus, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
-    RecordLogin, ReleaseLicense, SendEmail, UnlockUser,
+    ActivateSalesperson, BatchItem, BatchJob, BatchRefusal, BatchRequest, BatchResponse,
+    ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued, Job, JobStatus, Noop,
+    PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity, RecordLogin, ReleaseLicense,
+    SendEmail, UnlockUser,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -20,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::api::ErrorBody;
+use super::api::{ErrorBody, IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_BYTES};
 
 /// The name of the bearer-token security scheme in the document.
 const BEARER: &str = "bearer";
@@ -31,9 +32,14 @@ const BEARER: &str = "bearer";
         title = "lifecycle enqueue API",
         description = "Hands account-lifecycle jobs to the lifecycle worker and shows them."
     ),
-    paths(super::api::show, super::tokens::check),
+    paths(super::api::show, super::api::enqueue_batch, super::tokens::check),
     components(schemas(
         Enqueued,
+        BatchRequest,
+        BatchJob,
+        BatchResponse,
+        BatchItem,
+        BatchRefusal,
         ErrorBody,
         JobStatus,
         super::tokens::TokenCheckRequest,
@@ -121,7 +127,7 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
                 .name("Idempotency-Key")
                 .parameter_in(utoipa::openapi::path::ParameterIn::Header)
                 .required(Required::False)
-                .schema(Some(<String as utoipa::PartialSchema>::schema())),
+                .schema(Some(idempotency_key_schema())),
         )
         .request_body(Some(
             RequestBodyBuilder::new()
@@ -158,12 +164,28 @@ fn enqueue_path<J: Job + ToSchema>() -> (String, PathItem) {
         )
         .response("413", error_response("Body larger than the payload limit"))
         .response("415", error_response("Body not JSON"))
+        .response(
+            "503",
+            error_response("The job store is unavailable: nothing enqueued; try again later"),
+        )
         .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
         .build();
     (
         format!("/v1/jobs/{}", J::SLUG),
         PathItem::new(HttpMethod::Post, operation),
     )
+}
+
+/// The `Idempotency-Key` header as the API takes it: visible ASCII (HTTP trims the spaces
+/// around a header value), not blank, at most [`MAX_IDEMPOTENCY_KEY_BYTES`] bytes.
+fn idempotency_key_schema() -> RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_IDEMPOTENCY_KEY_BYTES))
+        .pattern(Some(IDEMPOTENCY_KEY_PATTERN))
+        .into()
 }
 
 fn error_response(description: &str) -> utoipa::openapi::Response {
@@ -225,5 +247,175 @@ mod tests {
         }
         assert!(schemas.contains_key("Actor"));
         assert!(document.paths.paths.contains_key("/v1/jobs/{id}"));
+    }
+
+    /// Walks every payload schema of the document and checks each constraint against the
+    /// constant the validator enforces, and the validator at the constraint's edge: an id
+    /// field states `minimum` = [`lifecycle_jobs::MIN_ID`] (one less is refused), a country
+    /// the 249 codes, an email its length and pattern, a name its length and pattern.
+    #[test]
+    fn the_schemas_state_what_the_validators_enforce() {
+        use serde_json::{Value, json};
+        let document = serde_json::to_value(document()).unwrap();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        let mut checked = 0;
+        for (name, schema) in schemas {
+            let Some(properties) = schema["properties"].as_object() else {
+                continue;
+            };
+            for (field, property) in properties {
+                let types: Vec<&str> = match &property["type"] {
+                    Value::String(t) => vec![t.as_str()],
+                    Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                let place = format!("{name}.{field}");
+                let is_payload = lifecycle_jobs::KINDS
+                    .iter()
+                    .any(|(kind, _)| kind_schema(kind) == Some(name.as_str()));
+                if !is_payload {
+                    continue;
+                }
+                if types.contains(&"integer") {
+                    assert_eq!(
+                        property["minimum"],
+                        json!(lifecycle_jobs::MIN_ID),
+                        "{place}"
+                    );
+                    assert_eq!(property["maximum"], json!(i64::MAX), "{place}");
+                    checked += 1;
+                }
+                if field.ends_with("country") {
+                    let codes: Vec<&str> = property["enum"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{place}: no enum"))
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    assert_eq!(codes, lifecycle_jobs::COUNTRY_CODES, "{place}");
+                    checked += 1;
+                }
+                match field.as_str() {
+                    "language" => {
+                        assert_eq!(
+                            property["enum"],
+                            json!(lifecycle_jobs::LANGUAGES),
+                            "{place}"
+                        );
+                        checked += 1;
+                    }
+                    "email" => {
+                        assert_eq!(property["maxLength"], json!(lifecycle_jobs::MAX_EMAIL_LEN));
+                        assert_eq!(property["pattern"], json!(lifecycle_jobs::EMAIL_PATTERN));
+                        assert_eq!(property["format"], "email", "{place}");
+                        checked += 1;
+                    }
+                    "first_name" | "last_name" => {
+                        assert_eq!(property["maxLength"], json!(lifecycle_jobs::MAX_NAME_CHARS));
+                        assert_eq!(property["pattern"], json!(lifecycle_jobs::NAME_PATTERN));
+                        assert_eq!(property["minLength"], 1, "{place}");
+                        checked += 1;
+                    }
+                    "purchase_reference" => {
+                        assert_eq!(
+                            property["maxLength"],
+                            json!(lifecycle_jobs::MAX_REFERENCE_CHARS)
+                        );
+                        assert_eq!(
+                            property["pattern"],
+                            json!(lifecycle_jobs::NO_CONTROL_PATTERN)
+                        );
+                        checked += 1;
+                    }
+                    "token" => {
+                        assert_eq!(property["pattern"], json!(lifecycle_jobs::token_pattern()));
+                        checked += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // 14 kinds, each with an account and at least one other id, plus the strings.
+        assert!(checked >= 40, "only {checked} constraints found");
+        let actor = &schemas["Actor"]["oneOf"][1];
+        assert_eq!(actor["minimum"], json!(lifecycle_jobs::MIN_ID));
+
+        // The validators at the edges the schemas state.
+        let create = |email: &str, first_name: &str, country: &str, role_id: i64| {
+            json!({
+                "account_id": 1, "actor": "system", "first_name": first_name, "last_name": "L",
+                "email": email, "country": country, "language": "es", "role_id": role_id,
+                "team_id": 1,
+            })
+            .to_string()
+        };
+        let field = |json: String| {
+            lifecycle_jobs::validate_json("create-user", &json)
+                .err()
+                .map(|refusal| refusal.field)
+        };
+        let name_at_limit = "é".repeat(lifecycle_jobs::MAX_NAME_CHARS);
+        let name_over = "é".repeat(lifecycle_jobs::MAX_NAME_CHARS + 1);
+        assert_eq!(
+            field(create(
+                "a@b.es",
+                &name_at_limit,
+                "ES",
+                lifecycle_jobs::MIN_ID
+            )),
+            None
+        );
+        assert_eq!(
+            field(create("a@b.es", "Ana", "ES", lifecycle_jobs::MIN_ID - 1)),
+            Some("role_id".into())
+        );
+        assert_eq!(
+            field(create("a@b.es", &name_over, "ES", 1)),
+            Some("first_name".into())
+        );
+        assert_eq!(
+            field(create("a@b.es", "Ana", "UK", 1)),
+            Some("country".into())
+        );
+        assert_eq!(
+            field(create("a@b.es", "\u{0085}", "ES", 1)),
+            Some("first_name".into())
+        );
+        let long_email = format!("{}@b.es", "a".repeat(lifecycle_jobs::MAX_EMAIL_LEN));
+        assert_eq!(
+            field(create(&long_email, "Ana", "ES", 1)),
+            Some("email".into())
+        );
+        assert!(!regex_like_email(&long_email[..10]));
+        for code in lifecycle_jobs::COUNTRY_CODES {
+            assert_eq!(field(create("a@b.es", "Ana", code, 1)), None, "{code}");
+        }
+    }
+
+    /// What [`lifecycle_jobs::EMAIL_PATTERN`] says, by hand: one `@`, a dot after it.
+    fn regex_like_email(text: &str) -> bool {
+        text.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+    }
+
+    /// The schema name of a kind's payload.
+    fn kind_schema(kind: &str) -> Option<&'static str> {
+        Some(match kind {
+            "user::deactivate_salesperson" => "DeactivateSalesperson",
+            "user::deactivate" => "DeactivateUser",
+            "records::reassign" => "ReassignRecords",
+            "license::release" => "ReleaseLicense",
+            "user::create" => "CreateUser",
+            "user::confirm" => "ConfirmUser",
+            "user::activate_salesperson" => "ActivateSalesperson",
+            "user::reactivate" => "ReactivateUser",
+            "user::unlock" => "UnlockUser",
+            "user::record_login" => "RecordLogin",
+            "user::record_activity" => "RecordActivity",
+            "customer::purchase_made" => "PurchaseMade",
+            "mail::send" => "SendEmail",
+            "system::noop" => "Noop",
+            _ => return None,
+        })
     }
 }

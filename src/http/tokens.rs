@@ -45,6 +45,9 @@ pub struct TokenCheckResponse {
         (status = 400, description = "No token in the body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 403, description = "The service token may not check tokens (`check_tokens` is not in its scope)", body = ErrorBody),
+        (status = 413, description = "Body larger than the payload limit", body = ErrorBody),
+        (status = 415, description = "Body not JSON", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; try again later", body = ErrorBody),
     )
 )]
 pub async fn check(
@@ -59,8 +62,15 @@ pub async fn check(
             reason: "this token may not check tokens".into(),
         });
     }
-    let Json(request) = body
-        .map_err(|rejection| lifecycle_jobs::InvalidPayload::new("token", rejection.body_text()))?;
+    // The same statuses as the enqueue routes: 415 for a body that is not JSON, 413 past
+    // the limit, 400 naming `token` for the rest.
+    let Json(request) = body.map_err(|rejection| match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(lifecycle_jobs::MAX_PAYLOAD_BYTES)
+        }
+        other => lifecycle_jobs::InvalidPayload::new("token", other.body_text()).into(),
+    })?;
     let mut tx = app.store.begin_read().await?;
     let user_id = access::user_of_token(&mut tx, &request.token).await?;
     tx.rollback().await?;

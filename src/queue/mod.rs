@@ -322,6 +322,34 @@ impl Queue {
         Ok(answers)
     }
 
+    /// Records many jobs in one transaction (one statement on PostgreSQL) and answers each
+    /// on its own, in order: unlike [`Queue::enqueue_batch`], a job whose key belongs to
+    /// another job is refused alone ([`QueueError::IdempotencyConflict`] in its place)
+    /// while the others are recorded. The HTTP batch route answers per item this way.
+    pub async fn enqueue_each(
+        &self,
+        requests: Vec<EnqueueRequest>,
+    ) -> Result<Vec<Result<Enqueued, QueueError>>, QueueError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs: Vec<NewJob> = requests
+            .into_iter()
+            .map(|request| self.new_job(request))
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.store.begin().await?;
+        // A taken key inserts nothing (ON CONFLICT DO NOTHING): committing the rest is safe.
+        let recorded = ledger::insert_many(&mut tx, &jobs).await?;
+        tx.commit().await?;
+        let answers = recorded
+            .iter()
+            .zip(&jobs)
+            .map(|(recorded, job)| answer(*recorded, job.idempotency_key.as_ref()))
+            .collect();
+        self.push_created(jobs, &recorded).await;
+        Ok(answers)
+    }
+
     /// Records `jobs` at once, each on its own ([`ledger::insert_many_now`]), then hands
     /// the new ones to the transport.
     async fn record_and_push(&self, jobs: Vec<NewJob>) -> Result<Vec<Recorded>, QueueError> {
