@@ -175,6 +175,7 @@ impl EnqueueCommand {
             EnqueueCommand::Json { kind, payload } => {
                 // Validated and its secrets sealed, as the HTTP API does.
                 let job = lifecycle_jobs::validate_json(&kind, &payload)?;
+                job.check_requested_at(chrono::Utc::now())?;
                 Ok(EnqueueRequest {
                     kind: job.name,
                     account_id: Some(job.account_id),

@@ -151,6 +151,18 @@ async fn bad_input_is_refused_naming_the_field(backend: Backend) {
         post_job(port, "deactivate-user", zero, None).await.field(),
         "user_id"
     );
+    // The service's clock reads 2026-03-10T12:00:00Z: a request time an hour ahead of it is
+    // refused at the door (`a_request_time_within_the_clock_skew_is_accepted`: 3 minutes is).
+    for slug in ["deactivate-user", "deactivate-salesperson"] {
+        let ahead = r#"{"account_id": 1, "user_id": 4, "actor": "system",
+                        "requested_at": "2026-03-10T13:00:00Z"}"#;
+        let answer = post_job(port, slug, ahead, None).await;
+        assert_eq!(
+            (answer.status, answer.field().as_str()),
+            (400, "requested_at"),
+            "{answer:?}"
+        );
+    }
     let mistyped = r#"{"account_id": 1, "user_id": "four", "actor": "system"}"#;
     let answer = post_job(port, "deactivate-salesperson", mistyped, None).await;
     assert_eq!(answer.status, 400, "{answer:?}");
@@ -542,7 +554,20 @@ async fn the_client_enqueues_against_a_running_service(backend: Backend) {
     );
 }
 
+/// A producer's clock a few minutes ahead of the service's is drift, not a mistake.
+async fn a_request_time_within_the_clock_skew_is_accepted(backend: Backend) {
+    let env = start(backend).await;
+    let server = serve(&env).await;
+    for slug in ["deactivate-user", "deactivate-salesperson"] {
+        let skewed = r#"{"account_id": 1, "user_id": 4, "actor": "system",
+                         "requested_at": "2026-03-10T12:03:00Z"}"#;
+        let answer = post_job(server.port, slug, skewed, None).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+    }
+}
+
 on_both_backends!(
+    a_request_time_within_the_clock_skew_is_accepted,
     the_client_enqueues_against_a_running_service,
     one_call_deactivates_and_the_next_request_is_rejected,
     an_accepted_job_is_recorded_once_and_runs,

@@ -59,6 +59,10 @@ impl Job for DeactivateSalesperson {
         self.account_id
     }
 
+    fn requested_at(&self) -> Option<DateTime<Utc>> {
+        self.requested_at
+    }
+
     fn validate(&self) -> Result<(), InvalidPayload> {
         positive_id("account_id", self.account_id)?;
         positive_id("user_id", self.user_id)?;

@@ -90,6 +90,12 @@ pub trait Job: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Checks what can be checked without the database: ids, codes, formats.
     fn validate(&self) -> Result<(), InvalidPayload>;
 
+    /// When the producer says the request was made (`requested_at`), for the kinds that
+    /// carry one: checked against the service's clock at enqueue.
+    fn requested_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        None
+    }
+
     /// Replaces secrets in the payload by their digests. Called before a job is recorded,
     /// so no queue or ledger ever holds a secret in clear; the handler compares digests.
     fn seal(&mut self) {}
@@ -153,6 +159,23 @@ pub struct ValidatedJob {
     pub account_id: i64,
     /// The payload as the worker will read it.
     pub payload: String,
+    /// When the producer says the request was made, if the kind carries it.
+    pub requested_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ValidatedJob {
+    /// Refuses, naming `requested_at`, a request time further ahead of `now` (the service's
+    /// clock at enqueue) than the clock-skew allowance, or older than a billing cycle: the
+    /// same rule the handler applies against the recorded enqueue time.
+    pub fn check_requested_at(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), InvalidPayload> {
+        match self.requested_at {
+            Some(at) => validation::requested_at("requested_at", at, now).map(|_| ()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Decodes and validates `json` as a job of the kind named by `slug_or_name`: what an
@@ -164,6 +187,7 @@ pub fn validate_json(slug_or_name: &str, json: &str) -> Result<ValidatedJob, Inv
         Ok(ValidatedJob {
             name: J::NAME,
             account_id: job.account_id(),
+            requested_at: job.requested_at(),
             payload: serde_json::to_string(&job)
                 .map_err(|e| InvalidPayload::new("payload", e.to_string()))?,
         })

@@ -470,6 +470,7 @@ pub async fn enqueue(
     let json = std::str::from_utf8(&body)
         .map_err(|_| InvalidPayload::new("payload", "is not UTF-8 text"))?;
     let validated = lifecycle_jobs::validate_json(&kind, json)?;
+    validated.check_requested_at(app.clock.now())?;
     scope.may_use_account(validated.account_id)?;
     if acts_as_system(&validated.payload) {
         scope.may_act_as_system()?;
@@ -680,7 +681,7 @@ pub async fn enqueue_batch(
     let mut requests = Vec::new();
     let mut positions = Vec::new();
     for (position, job) in batch.jobs.iter().enumerate() {
-        match batch_request(&scope, job) {
+        match batch_request(&scope, job, app.clock.now()) {
             Ok(request) => {
                 results.push(None);
                 requests.push(request);
@@ -708,7 +709,11 @@ pub async fn enqueue_batch(
 
 /// One job of a batch checked as the single route checks it, in the same order: the kind
 /// against the token, the key, the payload, the account and the actor.
-fn batch_request(scope: &TokenScope, job: &RawBatchJob) -> Result<EnqueueRequest, ApiError> {
+fn batch_request(
+    scope: &TokenScope,
+    job: &RawBatchJob,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<EnqueueRequest, ApiError> {
     if let Some(name) = lifecycle_jobs::kind_name(&job.kind) {
         scope.may_enqueue(name)?;
     }
@@ -718,6 +723,7 @@ fn batch_request(scope: &TokenScope, job: &RawBatchJob) -> Result<EnqueueRequest
         .map(|key| checked_key("idempotency_key", key))
         .transpose()?;
     let validated = lifecycle_jobs::validate_json(&job.kind, job.payload.get())?;
+    validated.check_requested_at(now)?;
     scope.may_use_account(validated.account_id)?;
     if acts_as_system(&validated.payload) {
         scope.may_act_as_system()?;

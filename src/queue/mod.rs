@@ -480,7 +480,9 @@ impl Queue {
             let now = self.clock.now();
             let mut after_commit = AfterCommit::default();
             for row in &rows {
-                match lifecycle_jobs::validate_json(&row.kind, &row.payload) {
+                let validated = lifecycle_jobs::validate_json(&row.kind, &row.payload)
+                    .and_then(|job| job.check_requested_at(now).map(|()| job));
+                match validated {
                     Ok(job) => {
                         // The producer's key is scoped to the job's account like any other
                         // producer's; without one, the row's own id keys the job, in the
