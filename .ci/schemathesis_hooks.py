@@ -11,7 +11,12 @@ in the API and that the generated data would otherwise break on purpose or by ch
    that same user (`reassign_to`, `reassign_contacts_to` differ from `user_id`) and records
    move between two users (`to_user_id` differs from `from_user_id`). A positive case that
    draws the same id twice is given the next id instead; every other 400 still fails.
+3. A request time (`requested_at`) is checked against the service's clock: at most 5 minutes
+   ahead, at most 35 days back. A date-time schema cannot say "near now", so a positive case
+   carrying one gets the present instead; negative cases keep what was drawn.
 """
+
+from datetime import datetime, timezone
 
 import schemathesis
 from schemathesis import GenerationMode
@@ -44,6 +49,8 @@ def map_case(context, case):
     if case.meta is not None and case.meta.generation.mode != GenerationMode.POSITIVE:
         return case
     if isinstance(case.body, dict):
+        if "requested_at" in case.body and case.body["requested_at"] is not None:
+            case.body["requested_at"] = datetime.now(timezone.utc).isoformat()
         for field, other in DIFFERENT:
             value, against = case.body.get(field), case.body.get(other)
             if isinstance(value, int) and value == against and not isinstance(value, bool):
