@@ -19,8 +19,8 @@ pub fn new_temporary_password() -> String {
         .collect()
 }
 
-/// A new confirmation-link secret: 256 random bits, hex.
-pub fn new_link_secret() -> String {
+/// A new secret: 256 random bits, hex. Confirmation links and rotated API tokens.
+pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -66,10 +66,10 @@ mod tests {
 
     #[test]
     fn link_secrets_are_256_bits_of_hex() {
-        let secret = new_link_secret();
+        let secret = new_secret();
         assert_eq!(secret.len(), 64);
         assert!(secret.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(secret, new_link_secret());
+        assert_ne!(secret, new_secret());
     }
 
     #[test]

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::{JobContext, JobError, Outcome, load_account, load_user};
 use crate::config::MailSettings;
 use crate::domain::confirmation;
-use crate::domain::credentials::{hash_password, new_link_secret, new_temporary_password};
+use crate::domain::credentials::{hash_password, new_secret, new_temporary_password};
 use crate::domain::user::UserStatus;
 use crate::mail::render::{Template, render};
 use crate::mail::{MailError, OutgoingEmail, format_instant};
@@ -76,7 +76,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
             let password = new_temporary_password();
             let password_hash =
                 hash_password(&password).map_err(|e| JobError::Precondition(e.to_string()))?;
-            Some((password, password_hash, new_link_secret()))
+            Some((password, password_hash, new_secret()))
         }
         _ => None,
     };

@@ -103,8 +103,9 @@ impl Template {
     }
 }
 
-/// Languages with templates; anything else falls back to English.
-pub const LANGUAGES: [&str; 4] = ["en", "es", "fr", "pt"];
+/// Languages with templates (the languages a user may have); anything else falls back to
+/// English. One list: the payloads validate against the same.
+pub use lifecycle_jobs::LANGUAGES;
 
 /// One rendered email.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,23 +1,17 @@
 //! What lets a user in and what runs on their behalf: sessions, API tokens, integrations,
 //! subscriptions. Only hashes of secrets are stored.
 
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use lifecycle_jobs::sha256_hex;
 
 use super::audit::AuditStamp;
 use super::{StoreError, Tx, execute, fetch_optional};
 
-/// The stored form of a token: its SHA-256, hex. Tokens are long random strings, so a
-/// fast hash suffices (unlike passwords).
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+use crate::domain::credentials::new_secret;
 
-/// A new random secret (256 bits, hex).
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+/// The stored form of a token: its SHA-256, hex, as for every secret of ours. Tokens are long
+/// random strings, so a fast hash suffices (unlike passwords).
+pub fn hash_token(token: &str) -> String {
+    sha256_hex(token)
 }
 
 /// Revokes every live session and access token of the user at once. Returns how many.
