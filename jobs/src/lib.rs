@@ -101,23 +101,50 @@ pub trait Job: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     fn seal(&mut self) {}
 }
 
+/// Calls the macro `$m` with every job kind this crate defines, as the payload types' names
+/// (`$m! { DeactivateSalesperson, DeactivateUser, ... }`): the one list of the kinds.
+/// [`KINDS`] and [`validate_json`] are generated from it, and so are the worker's dispatch
+/// and the OpenAPI document of the service, so a kind added here is handled, validated and
+/// documented everywhere or the build fails. The names are those of this crate's root: a
+/// caller's macro writes `lifecycle_jobs::$kind`.
+///
+/// ```
+/// macro_rules! names {
+///     ($($kind:ident),* $(,)?) => { [$(<lifecycle_jobs::$kind as lifecycle_jobs::Job>::NAME),*] };
+/// }
+/// let names = lifecycle_jobs::for_each_job!(names);
+/// assert_eq!(names.len(), lifecycle_jobs::KINDS.len());
+/// ```
+#[macro_export]
+macro_rules! for_each_job {
+    ($m:ident) => {
+        $m! {
+            DeactivateSalesperson,
+            DeactivateUser,
+            ReassignRecords,
+            ReleaseLicense,
+            CreateUser,
+            ConfirmUser,
+            ActivateSalesperson,
+            ReactivateUser,
+            UnlockUser,
+            RecordLogin,
+            RecordActivity,
+            PurchaseMade,
+            SendEmail,
+            Noop,
+        }
+    };
+}
+
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        &[$((<crate::$kind as Job>::NAME, <crate::$kind as Job>::SLUG)),*]
+    };
+}
+
 /// Every job kind this crate defines: its name and URL/CLI slug.
-pub const KINDS: &[(&str, &str)] = &[
-    (DeactivateSalesperson::NAME, DeactivateSalesperson::SLUG),
-    (DeactivateUser::NAME, DeactivateUser::SLUG),
-    (ReassignRecords::NAME, ReassignRecords::SLUG),
-    (ReleaseLicense::NAME, ReleaseLicense::SLUG),
-    (CreateUser::NAME, CreateUser::SLUG),
-    (ConfirmUser::NAME, ConfirmUser::SLUG),
-    (ActivateSalesperson::NAME, ActivateSalesperson::SLUG),
-    (ReactivateUser::NAME, ReactivateUser::SLUG),
-    (UnlockUser::NAME, UnlockUser::SLUG),
-    (RecordLogin::NAME, RecordLogin::SLUG),
-    (RecordActivity::NAME, RecordActivity::SLUG),
-    (PurchaseMade::NAME, PurchaseMade::SLUG),
-    (SendEmail::NAME, SendEmail::SLUG),
-    (Noop::NAME, Noop::SLUG),
-];
+pub const KINDS: &[(&str, &str)] = for_each_job!(kinds);
 
 /// The kinds other services hand over (HTTP API, client, outbox). The rest of [`KINDS`]
 /// are internal: mail delivery, the seat release a deactivation schedules, the no-op of the
@@ -192,26 +219,18 @@ pub fn validate_json(slug_or_name: &str, json: &str) -> Result<ValidatedJob, Inv
                 .map_err(|e| InvalidPayload::new("payload", e.to_string()))?,
         })
     }
-    match kind_name(slug_or_name) {
-        Some(DeactivateSalesperson::NAME) => check::<DeactivateSalesperson>(json),
-        Some(DeactivateUser::NAME) => check::<DeactivateUser>(json),
-        Some(ReassignRecords::NAME) => check::<ReassignRecords>(json),
-        Some(ReleaseLicense::NAME) => check::<ReleaseLicense>(json),
-        Some(CreateUser::NAME) => check::<CreateUser>(json),
-        Some(ConfirmUser::NAME) => check::<ConfirmUser>(json),
-        Some(ActivateSalesperson::NAME) => check::<ActivateSalesperson>(json),
-        Some(ReactivateUser::NAME) => check::<ReactivateUser>(json),
-        Some(UnlockUser::NAME) => check::<UnlockUser>(json),
-        Some(RecordLogin::NAME) => check::<RecordLogin>(json),
-        Some(RecordActivity::NAME) => check::<RecordActivity>(json),
-        Some(PurchaseMade::NAME) => check::<PurchaseMade>(json),
-        Some(SendEmail::NAME) => check::<SendEmail>(json),
-        Some(Noop::NAME) => check::<Noop>(json),
-        _ => Err(InvalidPayload::new(
-            "kind",
-            format!("unknown job kind {slug_or_name:?}"),
-        )),
+    macro_rules! dispatch {
+        ($($kind:ident),* $(,)?) => {
+            match kind_name(slug_or_name) {
+                $(Some(<crate::$kind as Job>::NAME) => check::<crate::$kind>(json),)*
+                _ => Err(InvalidPayload::new(
+                    "kind",
+                    format!("unknown job kind {slug_or_name:?}"),
+                )),
+            }
+        };
     }
+    for_each_job!(dispatch)
 }
 
 /// Decodes and validates a payload, refusing oversized, malformed or invalid input with the
@@ -269,5 +288,16 @@ mod tests {
         .unwrap();
         assert_eq!(ok.name, DeactivateUser::NAME);
         assert_eq!(ok.account_id, 3);
+    }
+
+    /// `PUBLIC_KINDS` is written by hand (an allow-list): each entry must be a kind.
+    #[test]
+    fn every_public_kind_is_a_kind() {
+        for name in PUBLIC_KINDS {
+            assert!(
+                KINDS.iter().any(|(kind, _)| kind == name),
+                "{name} is public but not in for_each_job!"
+            );
+        }
     }
 }

@@ -13,6 +13,16 @@ use crate::store::audit::{self, AuditStamp};
 use crate::store::licenses::{self, LicenseRow};
 use crate::store::{Tx, users};
 
+impl super::Handle for ActivateSalesperson {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

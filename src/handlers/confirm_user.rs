@@ -9,6 +9,16 @@ use crate::domain::user::UserStatus;
 use crate::queue::AfterCommit;
 use crate::store::{confirmation_links, users};
 
+impl super::Handle for ConfirmUser {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

@@ -16,6 +16,16 @@ use crate::mail::render::Template;
 use crate::store::users::NewPendingUser;
 use crate::store::{accounts, teams, users};
 
+impl super::Handle for CreateUser {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, None)
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

@@ -18,6 +18,16 @@ use crate::store::licenses::LicenseRow;
 use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
 use crate::store::{Tx, accounts, audit, licenses, users};
 
+impl super::Handle for DeactivateSalesperson {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
     // The cycle billed is the one running when the deactivation was asked for, not when
     // this attempt runs: a backlog or a retry past the cycle's end must not bill a month more.

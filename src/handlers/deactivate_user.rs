@@ -20,6 +20,16 @@ use crate::domain::user::UserStatus;
 use crate::queue::AfterCommit;
 use crate::store::{access, licenses, records, teams, users};
 
+impl super::Handle for DeactivateUser {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, JobError> {
     // The seat is billed to the end of the cycle running when the deactivation was asked
     // for, not when this attempt runs (a backlog, a retry).

@@ -1,11 +1,13 @@
 //! One file per job kind: load, check the guards, apply the effects in one transaction.
-//! [`run`] is the one place a job kind's name meets its handler.
+//! Each kind's payload type implements [`Handle`] in its file; [`run`], generated from
+//! `lifecycle_jobs::for_each_job!`, is the one place a job kind's name meets its handler.
 
 pub mod activate_salesperson;
 pub mod confirm_user;
 pub mod create_user;
 pub mod deactivate_salesperson;
 pub mod deactivate_user;
+pub mod noop;
 pub mod outbox;
 pub mod purchase_made;
 pub mod reactivate_user;
@@ -17,11 +19,7 @@ pub mod send_email;
 pub mod unlock_user;
 
 use chrono::{DateTime, Utc};
-use lifecycle_jobs::{
-    ActivateSalesperson, Actor, ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser,
-    InvalidPayload, Job, Noop, PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity,
-    RecordLogin, ReleaseLicense, SendEmail, UnlockUser, decode,
-};
+use lifecycle_jobs::{Actor, InvalidPayload, Job, decode};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -300,79 +298,41 @@ pub(crate) async fn load_assignee(
     Ok(assignee)
 }
 
-/// Decodes the payload of a job of kind `kind` and runs its handler.
-pub async fn run(ctx: &JobContext<'_>, kind: &str, payload: &str) -> Result<Outcome, JobError> {
-    match kind {
-        DeactivateSalesperson::NAME => {
-            let job: DeactivateSalesperson = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            deactivate_salesperson::run(ctx, &job).await
-        }
-        DeactivateUser::NAME => {
-            let job: DeactivateUser = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            deactivate_user::run(ctx, &job).await
-        }
-        ReassignRecords::NAME => {
-            let job: ReassignRecords = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.from_user_id));
-            reassign_records::run(ctx, &job).await
-        }
-        ReleaseLicense::NAME => {
-            let job: ReleaseLicense = decode(payload)?;
-            ctx.subject.note(job.account_id(), None);
-            release_license::run(ctx, &job).await
-        }
-        CreateUser::NAME => {
-            let job: CreateUser = decode(payload)?;
-            ctx.subject.note(job.account_id(), None);
-            create_user::run(ctx, &job).await
-        }
-        ConfirmUser::NAME => {
-            let job: ConfirmUser = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            confirm_user::run(ctx, &job).await
-        }
-        ActivateSalesperson::NAME => {
-            let job: ActivateSalesperson = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            activate_salesperson::run(ctx, &job).await
-        }
-        ReactivateUser::NAME => {
-            let job: ReactivateUser = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            reactivate_user::run(ctx, &job).await
-        }
-        UnlockUser::NAME => {
-            let job: UnlockUser = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            unlock_user::run(ctx, &job).await
-        }
-        RecordLogin::NAME => {
-            let job: RecordLogin = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            record_login::run(ctx, &job).await
-        }
-        RecordActivity::NAME => {
-            let job: RecordActivity = decode(payload)?;
-            ctx.subject.note(job.account_id(), Some(job.user_id));
-            record_activity::run(ctx, &job).await
-        }
-        PurchaseMade::NAME => {
-            let job: PurchaseMade = decode(payload)?;
-            ctx.subject.note(job.account_id(), None);
-            purchase_made::run(ctx, &job).await
-        }
-        SendEmail::NAME => {
-            let job: SendEmail = decode(payload)?;
-            ctx.subject.note(job.account_id(), None);
-            send_email::run(ctx, &job).await
-        }
-        Noop::NAME => {
-            let job: Noop = decode(payload)?;
-            ctx.subject.note(job.account_id(), None);
-            Ok(Outcome::NothingToDo("noop".into()))
-        }
-        other => Err(JobError::UnknownKind(other.to_string())),
-    }
+/// The worker's side of a job kind, implemented by its payload type in the kind's file.
+pub trait Handle: Job {
+    /// The account the job belongs to and the user it is about, when the payload names one:
+    /// noted as the job's subject (its event, its span) before it runs.
+    fn subject(&self) -> (i64, Option<i64>);
+
+    /// Runs the job: load, check the guards, apply the effects.
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send;
 }
+
+/// Decodes a payload of kind `J`, notes its subject and runs it.
+async fn handle<J: Handle>(ctx: &JobContext<'_>, payload: &str) -> Result<Outcome, JobError> {
+    let job: J = decode(payload)?;
+    let (account_id, user_id) = job.subject();
+    ctx.subject.note(account_id, user_id);
+    job.run(ctx).await
+}
+
+macro_rules! dispatch {
+    ($($kind:ident),* $(,)?) => {
+        /// Decodes the payload of a job of kind `kind` and runs its handler. Generated from
+        /// `for_each_job!`: a kind without a [`Handle`] impl does not compile.
+        pub async fn run(
+            ctx: &JobContext<'_>,
+            kind: &str,
+            payload: &str,
+        ) -> Result<Outcome, JobError> {
+            match kind {
+                $(<lifecycle_jobs::$kind as Job>::NAME => {
+                    handle::<lifecycle_jobs::$kind>(ctx, payload).await
+                })*
+                other => Err(JobError::UnknownKind(other.to_string())),
+            }
+        }
+    };
+}
+
+lifecycle_jobs::for_each_job!(dispatch);

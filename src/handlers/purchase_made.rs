@@ -11,6 +11,16 @@ use crate::mail::render::Template;
 use crate::queue::AfterCommit;
 use crate::store::{audit, users};
 
+impl super::Handle for PurchaseMade {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, None)
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

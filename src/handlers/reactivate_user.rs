@@ -15,6 +15,16 @@ use crate::mail::render::Template;
 use crate::queue::AfterCommit;
 use crate::store::{licenses, users};
 
+impl super::Handle for ReactivateUser {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

@@ -8,6 +8,16 @@ use crate::domain::guards;
 use crate::queue::AfterCommit;
 use crate::store::{records, users};
 
+impl super::Handle for ReassignRecords {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.from_user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &ReassignRecords) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

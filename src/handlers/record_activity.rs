@@ -9,6 +9,16 @@ use crate::domain::user::UserStatus;
 use crate::queue::AfterCommit;
 use crate::store::users;
 
+impl super::Handle for RecordActivity {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &RecordActivity) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

@@ -17,6 +17,16 @@ use crate::mail::render::Template;
 use crate::queue::AfterCommit;
 use crate::store::users;
 
+impl super::Handle for RecordLogin {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, Some(self.user_id))
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &RecordLogin) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

@@ -7,6 +7,16 @@ use super::{JobContext, JobError, Outcome};
 use crate::queue::AfterCommit;
 use crate::store::{audit, licenses};
 
+impl super::Handle for ReleaseLicense {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, None)
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, JobError> {
     let Some(mut tx) = ctx.begin_once().await? else {
         return Ok(Outcome::AlreadyApplied);

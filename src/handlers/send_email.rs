@@ -48,6 +48,16 @@ pub fn claim_lease_ms(mail: &MailSettings) -> i64 {
     3 * 1000 * mail.timeout_secs.max(1) as i64
 }
 
+impl super::Handle for SendEmail {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (self.account_id, None)
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(ctx, self)
+    }
+}
+
 pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobError> {
     // Look first, without the write lock: hashing a password takes a while on purpose.
     let email = {

@@ -9,10 +9,7 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lifecycle_jobs::{
-    ActivateSalesperson, BatchItem, BatchJob, BatchRefusal, BatchRequest, BatchResponse,
-    ConfirmUser, CreateUser, DeactivateSalesperson, DeactivateUser, Enqueued, Job, JobStatus, Noop,
-    PurchaseMade, ReactivateUser, ReassignRecords, RecordActivity, RecordLogin, ReleaseLicense,
-    SendEmail, UnlockUser,
+    BatchItem, BatchJob, BatchRefusal, BatchRequest, BatchResponse, Enqueued, Job, JobStatus,
 };
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -44,23 +41,8 @@ const BEARER: &str = "bearer";
         JobStatus,
         super::tokens::TokenCheckRequest,
         super::tokens::TokenCheckResponse,
-        DeactivateSalesperson,
-        DeactivateUser,
-        ReassignRecords,
-        CreateUser,
-        ConfirmUser,
-        ActivateSalesperson,
-        ReactivateUser,
-        UnlockUser,
-        RecordLogin,
-        RecordActivity,
-        PurchaseMade,
-        // Internal kinds: schemas only, no path.
-        ReleaseLicense,
-        SendEmail,
-        Noop
     )),
-    modifiers(&BearerScheme, &EnqueuePaths)
+    modifiers(&BearerScheme, &JobKinds)
 )]
 struct ApiDoc;
 
@@ -76,28 +58,34 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Adds `POST /v1/jobs/<slug>` for every public kind. The list must follow
-/// `lifecycle_jobs::PUBLIC_KINDS`; a test fails when a kind is missing here or an internal
-/// one is in it.
-struct EnqueuePaths;
+/// Adds every kind of `lifecycle_jobs::for_each_job!`: its payload schema (with the schemas
+/// it refers to, such as `Actor`) and, for a public kind only, `POST /v1/jobs/<slug>`.
+/// Internal kinds get a schema (what the ledger and the outbox hold) but no path.
+struct JobKinds;
 
-impl Modify for EnqueuePaths {
+impl Modify for JobKinds {
     fn modify(&self, document: &mut Document) {
-        for (path, item) in [
-            enqueue_path::<DeactivateSalesperson>(),
-            enqueue_path::<DeactivateUser>(),
-            enqueue_path::<ReassignRecords>(),
-            enqueue_path::<CreateUser>(),
-            enqueue_path::<ConfirmUser>(),
-            enqueue_path::<ActivateSalesperson>(),
-            enqueue_path::<ReactivateUser>(),
-            enqueue_path::<UnlockUser>(),
-            enqueue_path::<RecordLogin>(),
-            enqueue_path::<RecordActivity>(),
-            enqueue_path::<PurchaseMade>(),
-        ] {
-            document.paths.paths.insert(path, item);
+        macro_rules! add_kinds {
+            ($($kind:ident),* $(,)?) => {
+                $(add_kind::<lifecycle_jobs::$kind>(document);)*
+            };
         }
+        lifecycle_jobs::for_each_job!(add_kinds);
+    }
+}
+
+/// What `components(schemas(J))` of the derive adds, plus J's path when J is public.
+fn add_kind<J: Job + ToSchema>(document: &mut Document) {
+    let components = document.components.get_or_insert_with(Default::default);
+    let mut schemas = Vec::new();
+    J::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+    components
+        .schemas
+        .insert(J::name().into_owned(), J::schema());
+    if lifecycle_jobs::is_public(J::NAME) {
+        let (path, item) = enqueue_path::<J>();
+        document.paths.paths.insert(path, item);
     }
 }
 
