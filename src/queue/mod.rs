@@ -3,6 +3,7 @@
 //! Streams (`redis`, production). Workers are apalis 1.0 workers over either.
 
 pub mod lifeline;
+pub mod maintenance;
 pub mod redis;
 pub mod retry;
 pub mod worker;
@@ -26,9 +27,6 @@ use retry::RetryPolicy;
 const RECONCILE_CHUNK: i64 = 1000;
 /// Finished jobs deleted per transaction.
 const PRUNE_CHUNK: i64 = 2000;
-/// How often each worker prunes the ledger, and for how long at most.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-const PRUNE_BUDGET: Duration = Duration::from_secs(10);
 /// Outbox rows relayed, and events published, per transaction.
 const RELAY_CHUNK: i64 = 500;
 
@@ -746,8 +744,6 @@ impl Queue {
             consumer,
             redis,
             last_requeue: None,
-            last_relay: None,
-            last_prune: None,
         })
     }
 
@@ -873,17 +869,12 @@ pub struct Reader {
     /// When this reader last put back jobs of dead workers (database transport) or
     /// reconciled the ledger with Redis.
     last_requeue: Option<std::time::Instant>,
-    /// When this reader last relayed the outbox and published events.
-    last_relay: Option<std::time::Instant>,
-    /// When this reader last pruned the ledger.
-    last_prune: Option<std::time::Instant>,
 }
 
 impl Reader {
     /// The next batch of at most `max` deliveries; empty when none came within the poll
     /// interval.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, QueueError> {
-        self.relay().await;
         let now_ms = self.queue.clock.now_ms();
         match &mut self.redis {
             None => {
@@ -978,31 +969,5 @@ impl Reader {
 
     pub fn consumer(&self) -> &str {
         &self.consumer
-    }
-
-    /// Every poll interval: the outbox into jobs, recorded events onto their stream. A
-    /// failure is logged and tried again next time; reading goes on.
-    async fn relay(&mut self) {
-        let every = Duration::from_millis(self.queue.settings.poll_interval_ms.max(1));
-        if self.last_relay.is_some_and(|at| at.elapsed() < every) {
-            return;
-        }
-        self.last_relay = Some(std::time::Instant::now());
-        if let Err(error) = self.queue.relay_outbox().await {
-            tracing::warn!(%error, "could not relay the outbox");
-        }
-        if let Err(error) = self.queue.publish_events().await {
-            tracing::warn!(%error, "could not publish events");
-        }
-        if self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            self.last_prune = Some(std::time::Instant::now());
-            match self.queue.prune(PRUNE_BUDGET).await {
-                Ok(0) => {}
-                Ok(pruned) => {
-                    tracing::info!(jobs = pruned, "pruned finished jobs past the retention")
-                }
-                Err(error) => tracing::warn!(%error, "could not prune finished jobs"),
-            }
-        }
     }
 }

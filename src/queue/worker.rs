@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::lifeline::{Lifeline, ProcessIdentity};
+use super::maintenance::Maintenance;
 use super::{AttemptResult, Delivery, Queue, QueueError, Reader};
 use crate::App;
 use crate::handlers::{self, JobContext, JobError};
@@ -324,6 +325,7 @@ where
     // The first beat also rescues processes that died while none was running.
     let lifeline =
         Lifeline::start(app.queue.clone(), identity.clone(), workers, concurrency).await?;
+    let maintenance = Maintenance::start(app.queue.clone());
 
     // Fetching stops the moment the signal comes; in-flight jobs go on to finish.
     let (stop_fetching, fetching_stopped) = watch::channel(false);
@@ -388,6 +390,7 @@ where
             unstarted.push(delivery.job.id);
         }
     }
+    maintenance.stop().await;
     lifeline.stop().await;
     if let Err(error) = app.queue.leave(&identity, &unstarted).await {
         tracing::warn!(%error, "could not put back fetched jobs at shutdown; another process will");
