@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{self, positive_id};
+use crate::validation::positive_id;
 use crate::{Actor, InvalidPayload, Job};
 
 /// Removes a user's salesperson role while the user keeps platform access.
@@ -33,22 +33,6 @@ pub struct DeactivateSalesperson {
     /// ahead of the service's clock at enqueue, or more than 35 days before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<DateTime<Utc>>,
-}
-
-impl DeactivateSalesperson {
-    /// The instant the request counts from, given `enqueued_at` (the service's clock when it
-    /// recorded the job): `requested_at` when the producer set one, checked against
-    /// `enqueued_at` (refused, naming the field, when in the future beyond the clock-skew
-    /// allowance or absurdly old), else `enqueued_at`.
-    pub fn requested_instant(
-        &self,
-        enqueued_at: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, InvalidPayload> {
-        match self.requested_at {
-            Some(at) => validation::requested_at("requested_at", at, enqueued_at),
-            None => Ok(enqueued_at),
-        }
-    }
 }
 
 impl Job for DeactivateSalesperson {

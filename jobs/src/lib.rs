@@ -96,6 +96,17 @@ pub trait Job: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 
+    /// The instant the request counts from, given `enqueued_at` (the service's clock when
+    /// it recorded the job): [`Job::requested_at`] when the producer set one, refused naming
+    /// the field when further ahead than the clock-skew allowance or older than a billing
+    /// cycle; else `enqueued_at`.
+    fn requested_instant(
+        &self,
+        enqueued_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, InvalidPayload> {
+        validation::request_instant(self.requested_at(), enqueued_at)
+    }
+
     /// Replaces secrets in the payload by their digests. Called before a job is recorded,
     /// so no queue or ledger ever holds a secret in clear; the handler compares digests.
     fn seal(&mut self) {}
@@ -198,10 +209,7 @@ impl ValidatedJob {
         &self,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), InvalidPayload> {
-        match self.requested_at {
-            Some(at) => validation::requested_at("requested_at", at, now).map(|_| ()),
-            None => Ok(()),
-        }
+        validation::request_instant(self.requested_at, now).map(|_| ())
     }
 }
 

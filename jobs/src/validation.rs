@@ -332,6 +332,18 @@ pub const REQUESTED_AT_MAX_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(
 /// one, and honoring it would stop billing for cycles already invoiced.
 pub const REQUESTED_AT_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::days(35);
 
+/// The instant a request counts from: the producer's `requested_at`, checked by
+/// [`requested_at`], or else `enqueued_at`, the service's clock when it recorded the job.
+pub(crate) fn request_instant(
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    enqueued_at: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, InvalidPayload> {
+    match at {
+        Some(at) => requested_at("requested_at", at, enqueued_at),
+        None => Ok(enqueued_at),
+    }
+}
+
 /// Checks a producer's `requested_at` against `enqueued_at`, the service's clock when the job
 /// was recorded, and gives the instant the request counts from: refused when further ahead
 /// than [`REQUESTED_AT_MAX_SKEW`] or older than [`REQUESTED_AT_MAX_AGE`]; a time ahead within

@@ -464,8 +464,9 @@ impl Queue {
     }
 
     /// Turns the rows producers wrote into `job_outbox` into jobs: each row into exactly one
-    /// job (row and job written in one transaction), or, when its payload is invalid, into
-    /// a row marked with the reason. Returns how many rows it relayed.
+    /// job (row and job written in one transaction), or, when its payload is invalid or its
+    /// key holds another job, into a row marked with the reason. Returns how many rows it
+    /// relayed.
     pub async fn relay_outbox(&self) -> Result<u64, QueueError> {
         let mut relayed = 0;
         loop {
@@ -480,7 +481,9 @@ impl Queue {
             for row in &rows {
                 let validated = lifecycle_jobs::validate_json(&row.kind, &row.payload)
                     .and_then(|job| job.check_requested_at(now).map(|()| job));
-                match validated {
+                // A row is relayed into one job, or marked with why it is not: an invalid
+                // payload, or a key that holds another job (the insert recorded nothing).
+                let refusal = match validated {
                     Ok(job) => {
                         // The producer's key is scoped to the job's account like any other
                         // producer's; without one, the row's own id keys the job, in the
@@ -501,35 +504,18 @@ impl Queue {
                                 after_commit.0.extend(pending.0);
                                 outbox::mark_relayed(&mut tx, row.id, Some(enqueued.id), None, now)
                                     .await?;
+                                continue;
                             }
-                            // Nothing was recorded (the insert did nothing): the row is
-                            // marked with why, as an invalid payload is.
                             Err(conflict @ QueueError::IdempotencyConflict { .. }) => {
-                                tracing::warn!(outbox_id = row.id, %conflict, "outbox row refused");
-                                outbox::mark_relayed(
-                                    &mut tx,
-                                    row.id,
-                                    None,
-                                    Some(&conflict.to_string()),
-                                    now,
-                                )
-                                .await?;
+                                conflict.to_string()
                             }
                             Err(error) => return Err(error),
                         }
                     }
-                    Err(refusal) => {
-                        tracing::warn!(outbox_id = row.id, %refusal, "outbox row refused");
-                        outbox::mark_relayed(
-                            &mut tx,
-                            row.id,
-                            None,
-                            Some(&refusal.to_string()),
-                            now,
-                        )
-                        .await?;
-                    }
-                }
+                    Err(refusal) => refusal.to_string(),
+                };
+                tracing::warn!(outbox_id = row.id, %refusal, "outbox row refused");
+                outbox::mark_relayed(&mut tx, row.id, None, Some(&refusal), now).await?;
             }
             tx.commit().await?;
             // A failed push leaves the jobs to the reconciler: they are in the ledger.

@@ -5,14 +5,7 @@ use lifecycle_jobs::sha256_hex;
 
 use super::audit::AuditStamp;
 use super::{StoreError, Tx, execute, fetch_optional};
-
 use crate::domain::credentials::new_secret;
-
-/// The stored form of a token: its SHA-256, hex, as for every secret of ours. Tokens are long
-/// random strings, so a fast hash suffices (unlike passwords).
-pub fn hash_token(token: &str) -> String {
-    sha256_hex(token)
-}
 
 /// Revokes every live session and access token of the user at once. Returns how many.
 pub async fn revoke_all_tokens(
@@ -46,7 +39,7 @@ pub async fn rotate_api_token(
     stamp: &AuditStamp,
     user_id: i64,
 ) -> Result<(), StoreError> {
-    let new_hash = hash_token(&new_secret());
+    let new_hash = sha256_hex(&new_secret());
     execute!(
         tx,
         "UPDATE users SET api_token_hash = $1, updated_at = $2 WHERE id = $3",
@@ -111,7 +104,7 @@ pub async fn cancel_subscriptions(
 /// The check other services call on every request: the user a presented token (session,
 /// access token or API token) belongs to, if it is live and the user may log in.
 pub async fn user_of_token(tx: &mut Tx, token: &str) -> Result<Option<i64>, StoreError> {
-    let hash = hash_token(token);
+    let hash = sha256_hex(token);
     let row: Option<(i64,)> = fetch_optional!(
         tx,
         (i64,),

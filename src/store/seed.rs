@@ -296,7 +296,7 @@ pub async fn access_token(
         "INSERT INTO access_tokens (user_id, kind, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         user_id,
         kind,
-        super::access::hash_token(token),
+        lifecycle_jobs::sha256_hex(token),
         now
     )
 }
@@ -306,7 +306,7 @@ pub async fn api_token(tx: &mut Tx, user_id: i64, token: &str) -> Result<(), Sto
     execute!(
         tx,
         "UPDATE users SET api_token_hash = $1 WHERE id = $2",
-        super::access::hash_token(token),
+        lifecycle_jobs::sha256_hex(token),
         user_id
     )?;
     Ok(())
