@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod http;
 pub mod mail;
 pub mod queue;
+pub mod retrying;
 pub mod store;
 
 use std::sync::Arc;

@@ -583,8 +583,8 @@ async fn a_redelivered_send_sends_nothing(backend: Backend) {
 
 /// Builds the context a SendEmail attempt runs with, for attempts the test runs itself
 /// (two at once; one after a claim left in place), as the worker would.
-fn attempt_context(env: &TestEnv) -> lifecycle::handlers::JobContext<'_> {
-    lifecycle::handlers::JobContext {
+fn attempt_context(env: &TestEnv) -> lifecycle::handlers::Runtime<'_> {
+    lifecycle::handlers::Runtime {
         store: &env.app.store,
         queue: &env.app.queue,
         clock: &env.app.clock,
@@ -592,7 +592,6 @@ fn attempt_context(env: &TestEnv) -> lifecycle::handlers::JobContext<'_> {
         settings: &env.app.settings,
         job_id: Uuid::now_v7(),
         enqueued_at: None,
-        subject: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use lifecycle::handlers::{self, JobContext, JobError};
+use lifecycle::handlers::{self, JobError, Runtime};
 use lifecycle_jobs::KINDS;
 use uuid::Uuid;
 
@@ -127,7 +127,7 @@ fn every_kind_is_accepted_by_enqueue_json() {
 async fn every_kind_has_a_handler(backend: Backend) {
     let env = TestEnv::start(backend).await;
     for (name, _, payload) in every_kind() {
-        let ctx = JobContext {
+        let ctx = Runtime {
             store: &env.app.store,
             queue: &env.app.queue,
             clock: &env.app.clock,
@@ -135,7 +135,6 @@ async fn every_kind_has_a_handler(backend: Backend) {
             settings: &env.app.settings,
             job_id: Uuid::now_v7(),
             enqueued_at: None,
-            subject: Default::default(),
         };
         let result = handlers::run(&ctx, name, payload).await;
         assert!(

@@ -2,13 +2,12 @@
 //! license pool in a country, atomically: of two jobs racing for the last seat exactly one
 //! wins; the other is refused with "no free license in <country>".
 
-use lifecycle_jobs::{ActivateSalesperson, Job};
+use lifecycle_jobs::ActivateSalesperson;
 
-use super::{JobContext, JobError, Outcome, Parties, load_parties};
+use super::{JobContext, JobError, JobTx, Outcome, Parties, load_parties};
 use crate::domain::guards;
 use crate::domain::seats::check_free_seat;
 use crate::domain::user::UserStatus;
-use crate::queue::AfterCommit;
 use crate::store::audit::{self, AuditStamp};
 use crate::store::licenses::{self, LicenseRow};
 use crate::store::{Tx, users};
@@ -18,21 +17,26 @@ impl super::Handle for ActivateSalesperson {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &ActivateSalesperson,
+) -> Result<Outcome, JobError> {
     // The user's status is read under its row lock: a deactivation of the same user either
     // committed before (then this one is refused) or waits until this one commits (then it
     // sees the license and puts it in `releasing`).
-    users::lock_in_account(&mut tx, job.account_id, &[job.user_id]).await?;
+    users::lock_in_account(tx, job.account_id, &[job.user_id]).await?;
     let Parties { target, actor, .. } =
-        load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+        load_parties(tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     if target.status != UserStatus::Active {
         return Err(JobError::Precondition(format!(
@@ -41,10 +45,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &ActivateSalesperson) -> Result<Outc
         )));
     }
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    let held = licenses::live_for_user_locked(&mut tx, target.id).await?;
-    let change = take_license(&mut tx, &stamp, target.id, &job.country, held.as_ref()).await?;
-    ctx.commit_applied(tx, ActivateSalesperson::NAME, AfterCommit::default())
-        .await?;
+    let held = licenses::live_for_user_locked(tx, target.id).await?;
+    let change = take_license(tx, &stamp, target.id, &job.country, held.as_ref()).await?;
     Ok(match change {
         LicenseChange::AlreadyActive => {
             Outcome::NothingToDo(format!("already a salesperson in {}", job.country))

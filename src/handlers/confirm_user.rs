@@ -1,12 +1,11 @@
 //! ConfirmUser (SPEC section 4): `pending -> active` with the secret of the single-use
 //! link the user was emailed. An unknown, used, superseded or expired link is refused.
 
-use lifecycle_jobs::{ConfirmUser, Job};
+use lifecycle_jobs::ConfirmUser;
 
-use super::{JobContext, JobError, Outcome, load_user};
+use super::{JobContext, JobError, JobTx, Outcome, load_user};
 use crate::domain::confirmation::{LinkRefusal, LinkState, check_link};
 use crate::domain::user::UserStatus;
-use crate::queue::AfterCommit;
 use crate::store::{confirmation_links, users};
 
 impl super::Handle for ConfirmUser {
@@ -14,18 +13,23 @@ impl super::Handle for ConfirmUser {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
-    let user = load_user(&mut tx, job.account_id, job.user_id).await?;
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &ConfirmUser,
+) -> Result<Outcome, JobError> {
+    let user = load_user(tx, job.account_id, job.user_id).await?;
     let now = ctx.clock.now();
-    let link = confirmation_links::find(&mut tx, user.id, &job.token_digest()).await?;
+    let link = confirmation_links::find(tx, user.id, &job.token_digest()).await?;
     check_link(
         link.as_ref()
             .map(|link| LinkState {
@@ -47,11 +51,9 @@ pub async fn run(ctx: &JobContext<'_>, job: &ConfirmUser) -> Result<Outcome, Job
     }
     // The user confirms themselves: the audit names them.
     let stamp = ctx.audit_stamp(job.account_id, format!("user:{}", user.id));
-    if !confirmation_links::mark_used(&mut tx, link.id, now).await? {
+    if !confirmation_links::mark_used(tx, link.id, now).await? {
         return Err(LinkRefusal::AlreadyUsed(now).into());
     }
-    users::confirm(&mut tx, &stamp, user.id).await?;
-    ctx.commit_applied(tx, ConfirmUser::NAME, AfterCommit::default())
-        .await?;
+    users::confirm(tx, &stamp, user.id).await?;
     Ok(Outcome::Applied)
 }

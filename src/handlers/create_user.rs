@@ -6,10 +6,10 @@
 //! them when the message goes out and stores only their hashes, so they never rest in
 //! clear anywhere, not even in the mail outbox.
 
-use lifecycle_jobs::{CreateUser, Job};
+use lifecycle_jobs::CreateUser;
 
 use super::outbox::record_email;
-use super::{JobContext, JobError, Outcome, load_account, load_actor};
+use super::{JobContext, JobError, JobTx, Outcome, load_account, load_actor};
 use crate::domain::guards;
 use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
@@ -21,19 +21,24 @@ impl super::Handle for CreateUser {
         (self.account_id, None)
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
-    let account = load_account(&mut tx, job.account_id).await?;
-    let actor = load_actor(&mut tx, job.actor).await?;
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &CreateUser,
+) -> Result<Outcome, JobError> {
+    let account = load_account(tx, job.account_id).await?;
+    let actor = load_actor(tx, job.actor).await?;
     guards::actor_may_manage_account(job.account_id, actor.as_ref())?;
-    let role = accounts::find_role(&mut tx, job.role_id)
+    let role = accounts::find_role(tx, job.role_id)
         .await?
         .filter(|role| role.account_id == job.account_id)
         .ok_or_else(|| {
@@ -43,7 +48,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
             ))
         })?;
     guards::may_grant_role(actor.as_ref(), role.id, role.rank)?;
-    let team = teams::find(&mut tx, job.team_id)
+    let team = teams::find(tx, job.team_id)
         .await?
         .filter(|team| team.account_id == job.account_id)
         .ok_or_else(|| {
@@ -53,7 +58,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
             ))
         })?;
     if let Some(from) = job.copy_permissions_from
-        && users::find_in_account(&mut tx, job.account_id, from)
+        && users::find_in_account(tx, job.account_id, from)
             .await?
             .is_none()
     {
@@ -62,13 +67,13 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
             job.account_id
         )));
     }
-    if users::email_blocked(&mut tx, job.account_id, &job.email).await? {
+    if users::email_blocked(tx, job.account_id, &job.email).await? {
         return Err(JobError::Precondition(format!(
             "the email {} is on the account's blocklist",
             job.email
         )));
     }
-    if let Some(existing) = users::find_by_email(&mut tx, job.account_id, &job.email).await? {
+    if let Some(existing) = users::find_by_email(tx, job.account_id, &job.email).await? {
         return Err(JobError::Precondition(match existing.status() {
             UserStatus::Deactivated => format!(
                 "the email {} belongs to deactivated user {}: reactivate that user instead",
@@ -83,7 +88,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
 
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
     let user_id = users::insert_pending(
-        &mut tx,
+        tx,
         &stamp,
         &NewPendingUser {
             account_id: job.account_id,
@@ -98,22 +103,20 @@ pub async fn run(ctx: &JobContext<'_>, job: &CreateUser) -> Result<Outcome, JobE
         },
     )
     .await?;
-    ctx.subject.note_user(user_id);
-    teams::join(&mut tx, &stamp, team.id, user_id).await?;
+    tx.about_user(user_id);
+    teams::join(tx, &stamp, team.id, user_id).await?;
     if let Some(from) = job.copy_permissions_from {
-        users::copy_permission_overrides(&mut tx, &stamp, from, user_id).await?;
+        users::copy_permission_overrides(tx, &stamp, from, user_id).await?;
     }
-    let user = super::load_user(&mut tx, job.account_id, user_id).await?;
-    let after_commit = record_email(
+    let user = super::load_user(tx, job.account_id, user_id).await?;
+    record_email(
         ctx,
-        &mut tx,
+        tx,
         &account,
         &user,
         Template::Credentials,
         serde_json::json!({ "email": user.email }),
     )
     .await?;
-    ctx.commit_applied(tx, CreateUser::NAME, after_commit)
-        .await?;
     Ok(Outcome::Applied)
 }

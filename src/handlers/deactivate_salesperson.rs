@@ -6,12 +6,10 @@
 use chrono::{DateTime, Utc};
 use lifecycle_jobs::{DeactivateSalesperson, Job, ReleaseLicense};
 
-use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
+use super::{JobContext, JobError, JobTx, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::billing::current_cycle_end;
 use crate::domain::guards;
 use crate::domain::user::ContactsPolicy;
-use crate::queue::AfterCommit;
-use crate::queue::{EnqueueRequest, IdempotencyKey};
 use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditStamp;
 use crate::store::licenses::LicenseRow;
@@ -23,60 +21,58 @@ impl super::Handle for DeactivateSalesperson {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Outcome, JobError> {
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &DeactivateSalesperson,
+) -> Result<Outcome, JobError> {
     // The cycle billed is the one running when the deactivation was asked for, not when
     // this attempt runs: a backlog or a retry past the cycle's end must not bill a month more.
     let requested_at = job.requested_instant(ctx.enqueued_at_or_now())?;
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
     // Lock before reading what the guards decide on: the user (and the one receiving the
     // contacts, who must stay active), then the license, then the pool (in G3).
     let mut locked = vec![job.user_id];
     locked.extend(job.reassign_contacts_to);
-    users::lock_in_account(&mut tx, job.account_id, &locked).await?;
+    users::lock_in_account(tx, job.account_id, &locked).await?;
 
     let Parties {
         account,
         target,
         actor,
-    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+    } = load_parties(tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     guards::actor_outranks_or_equals(actor.as_ref(), &target)?;
 
-    let license = licenses::live_for_user_locked(&mut tx, target.id)
+    let license = licenses::live_for_user_locked(tx, target.id)
         .await?
         .ok_or_else(|| {
             JobError::Precondition(format!("user {} holds no salesperson license", target.id))
         })?;
     if license.state == "releasing" {
-        ctx.commit_applied(tx, DeactivateSalesperson::NAME, AfterCommit::default())
-            .await?;
         return Ok(Outcome::NothingToDo(format!(
             "license {} is already releasing",
             license.id
         )));
     }
-    check_not_last_license_with_phones(&mut tx, job.account_id, &license).await?;
+    check_not_last_license_with_phones(tx, job.account_id, &license).await?;
 
     let contacts_to = match job.reassign_contacts_to {
         None => None,
-        Some(assignee_id) => Some(
-            load_assignee(&mut tx, job.account_id, assignee_id)
-                .await?
-                .id,
-        ),
+        Some(assignee_id) => Some(load_assignee(tx, job.account_id, assignee_id).await?.id),
     };
 
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    let after_commit = apply_effects(
-        ctx,
-        &mut tx,
+    apply_effects(
+        tx,
         &stamp,
         &account,
         target.id,
@@ -87,8 +83,6 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateSalesperson) -> Result<Ou
         contacts_to,
     )
     .await?;
-    ctx.commit_applied(tx, DeactivateSalesperson::NAME, after_commit)
-        .await?;
     Ok(Outcome::Applied)
 }
 
@@ -122,15 +116,13 @@ pub struct LicenseRelease<'a> {
 /// ReleaseLicense job recorded in this transaction; playbooks left; contacts unassigned,
 /// kept by policy or moved to `contacts_to`; open tasks unassigned and transferable.
 pub async fn apply_effects(
-    ctx: &JobContext<'_>,
-    tx: &mut Tx,
+    tx: &mut JobTx,
     stamp: &AuditStamp,
     account: &AccountRow,
     user_id: i64,
     release: Option<LicenseRelease<'_>>,
     contacts_to: Option<i64>,
-) -> Result<AfterCommit, JobError> {
-    let mut after_commit = AfterCommit::default();
+) -> Result<(), JobError> {
     // The license goes `releasing` only if it still is `active` (the callers hold its row
     // locked, so it is): when it is not, another job released it already, and this one
     // writes no audit row and schedules no release claiming it did.
@@ -171,16 +163,13 @@ pub async fn apply_effects(
             account_id: account.id,
             license_id: license.id,
         };
-        // In the service's own key space: no producer's key can take it first.
-        let key = IdempotencyKey::internal(format!(
+        let key = format!(
             "{}:{}:{}",
             ReleaseLicense::NAME,
             license.id,
             release_at.timestamp()
-        ));
-        let mut request = EnqueueRequest::for_job(&release, Some(key))?;
-        request.run_at_ms = Some(release_at.timestamp_millis());
-        after_commit = ctx.queue.enqueue_in(tx, request).await?.1;
+        );
+        tx.enqueue(&release, key, Some(release_at))?;
     }
 
     records::leave_all_playbooks(tx, stamp, user_id).await?;
@@ -194,5 +183,5 @@ pub async fn apply_effects(
         (None, ContactsPolicy::Keep) => {}
     }
     records::release_open_tasks(tx, stamp, user_id, TRANSFER_REASON_DEACTIVATED).await?;
-    Ok(after_commit)
+    Ok(())
 }

@@ -13,11 +13,10 @@ use lifecycle_jobs::{DeactivateUser, Job};
 use super::deactivate_salesperson::{
     LicenseRelease, apply_effects, check_not_last_license_with_phones,
 };
-use super::{JobContext, JobError, Outcome, Parties, load_assignee, load_parties};
+use super::{JobContext, JobError, JobTx, Outcome, Parties, load_assignee, load_parties};
 use crate::domain::guards;
 use crate::domain::reassignment::{NoRecipient, opportunity_recipient};
 use crate::domain::user::UserStatus;
-use crate::queue::AfterCommit;
 use crate::store::{access, licenses, records, teams, users};
 
 impl super::Handle for DeactivateUser {
@@ -25,32 +24,35 @@ impl super::Handle for DeactivateUser {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, JobError> {
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &DeactivateUser,
+) -> Result<Outcome, JobError> {
     // The seat is billed to the end of the cycle running when the deactivation was asked
     // for, not when this attempt runs (a backlog, a retry).
     let requested_at = job.requested_instant(ctx.enqueued_at_or_now())?;
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
     // Lock before reading what the guards decide on: the user (and the one named to
     // receive their records, who must stay active), then the license, then the pool (G3).
     // An activation or reactivation of the same user waits for this job, or this for it.
     let mut locked = vec![job.user_id];
     locked.extend(job.reassign_to);
-    users::lock_in_account(&mut tx, job.account_id, &locked).await?;
+    users::lock_in_account(tx, job.account_id, &locked).await?;
     let Parties {
         account,
         target,
         actor,
-    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+    } = load_parties(tx, job.account_id, job.user_id, job.actor).await?;
     if target.status == UserStatus::Deactivated {
-        ctx.commit_applied(tx, DeactivateUser::NAME, AfterCommit::default())
-            .await?;
         return Ok(Outcome::NothingToDo(format!(
             "user {} is already deactivated",
             target.id
@@ -59,25 +61,25 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
 
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     guards::actor_outranks_or_equals(actor.as_ref(), &target)?;
-    let led_teams = teams::led_team_names(&mut tx, target.id).await?;
+    let led_teams = teams::led_team_names(tx, target.id).await?;
     guards::leads_no_team(target.id, &led_teams)?;
-    let license = licenses::live_for_user_locked(&mut tx, target.id).await?;
+    let license = licenses::live_for_user_locked(tx, target.id).await?;
     if let Some(license) = license.as_ref().filter(|l| l.state == "active") {
-        check_not_last_license_with_phones(&mut tx, job.account_id, license).await?;
+        check_not_last_license_with_phones(tx, job.account_id, license).await?;
     }
 
     // G5: who receives the opportunities (and the contacts, when named).
     let explicit = match job.reassign_to {
-        Some(id) => Some(load_assignee(&mut tx, job.account_id, id).await?),
+        Some(id) => Some(load_assignee(tx, job.account_id, id).await?),
         None => None,
     };
-    let first_team_leader = match teams::first_team_leader(&mut tx, target.id).await? {
-        Some(id) => users::find_person(&mut tx, id).await?,
+    let first_team_leader = match teams::first_team_leader(tx, target.id).await? {
+        Some(id) => users::find_person(tx, id).await?,
         None => None,
     };
     let account_first_team_leader =
-        match teams::account_first_team_leader(&mut tx, job.account_id).await? {
-            Some(id) => users::find_person(&mut tx, id).await?,
+        match teams::account_first_team_leader(tx, job.account_id).await? {
+            Some(id) => users::find_person(tx, id).await?,
             None => None,
         };
     let recipient = opportunity_recipient(
@@ -87,7 +89,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
         first_team_leader.as_ref(),
         account_first_team_leader.as_ref(),
     );
-    let owns_opportunities = records::count_opportunities(&mut tx, target.id).await? > 0;
+    let owns_opportunities = records::count_opportunities(tx, target.id).await? > 0;
     let recipient = match recipient {
         Ok(id) => Some(id),
         // Nobody needs to receive what the user does not own.
@@ -97,16 +99,15 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
     };
 
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    let user = users::find(&mut tx, target.id)
+    let user = users::find(tx, target.id)
         .await?
         .ok_or_else(|| JobError::NotFound(format!("user {} does not exist", target.id)))?;
-    access::revoke_all_tokens(&mut tx, &stamp, target.id).await?;
-    access::rotate_api_token(&mut tx, &stamp, target.id).await?;
-    access::disable_integrations(&mut tx, &stamp, target.id).await?;
-    access::cancel_subscriptions(&mut tx, &stamp, target.id).await?;
-    let after_commit = apply_effects(
-        ctx,
-        &mut tx,
+    access::revoke_all_tokens(tx, &stamp, target.id).await?;
+    access::rotate_api_token(tx, &stamp, target.id).await?;
+    access::disable_integrations(tx, &stamp, target.id).await?;
+    access::cancel_subscriptions(tx, &stamp, target.id).await?;
+    apply_effects(
+        tx,
         &stamp,
         &account,
         target.id,
@@ -118,15 +119,12 @@ pub async fn run(ctx: &JobContext<'_>, job: &DeactivateUser) -> Result<Outcome, 
     )
     .await?;
     if let Some(recipient) = recipient {
-        records::reassign_opportunities(&mut tx, &stamp, target.id, recipient).await?;
+        records::reassign_opportunities(tx, &stamp, target.id, recipient).await?;
     }
-    teams::leave_all_teams(&mut tx, &stamp, target.id).await?;
+    teams::leave_all_teams(tx, &stamp, target.id).await?;
     if !job.allow_reactivation_on_purchase {
-        users::block_email(&mut tx, &stamp, &user.email).await?;
+        users::block_email(tx, &stamp, &user.email).await?;
     }
-    users::mark_deactivated(&mut tx, &stamp, &user).await?;
-
-    ctx.commit_applied(tx, DeactivateUser::NAME, after_commit)
-        .await?;
+    users::mark_deactivated(tx, &stamp, &user).await?;
     Ok(Outcome::Applied)
 }

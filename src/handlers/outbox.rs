@@ -4,10 +4,8 @@
 
 use lifecycle_jobs::{Job, SendEmail};
 
-use super::{JobContext, JobError};
+use super::{JobContext, JobError, JobTx};
 use crate::mail::render::Template;
-use crate::queue::{AfterCommit, EnqueueRequest, IdempotencyKey};
-use crate::store::Tx;
 use crate::store::accounts::AccountRow;
 use crate::store::emails::{self, NewEmail};
 use crate::store::users::UserRow;
@@ -16,12 +14,12 @@ use crate::store::users::UserRow;
 /// `variables`, which must hold no secret: secrets are minted when the message is sent.
 pub async fn record_email(
     ctx: &JobContext<'_>,
-    tx: &mut Tx,
+    tx: &mut JobTx,
     account: &AccountRow,
     user: &UserRow,
     template: Template,
     variables: serde_json::Value,
-) -> Result<AfterCommit, JobError> {
+) -> Result<(), JobError> {
     let mut all = serde_json::json!({
         "first_name": user.first_name,
         "last_name": user.last_name,
@@ -49,8 +47,5 @@ pub async fn record_email(
         account_id: account.id,
         email_id,
     };
-    // In the service's own key space: no producer's key can take it first.
-    let key = IdempotencyKey::internal(format!("{}:{email_id}", SendEmail::NAME));
-    let request = EnqueueRequest::for_job(&send, Some(key))?;
-    Ok(ctx.queue.enqueue_in(tx, request).await?.1)
+    tx.enqueue(&send, format!("{}:{email_id}", SendEmail::NAME), None)
 }

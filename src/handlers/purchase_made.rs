@@ -2,13 +2,12 @@
 //! allowed it (whose email is not on the blocklist) reactivates them; a blocklisted email is
 //! refused with the reason.
 
-use lifecycle_jobs::{Actor, Job, PurchaseMade};
+use lifecycle_jobs::{Actor, PurchaseMade};
 
 use super::outbox::record_email;
-use super::{JobContext, JobError, Outcome, load_account};
+use super::{JobContext, JobError, JobTx, Outcome, load_account};
 use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
-use crate::queue::AfterCommit;
 use crate::store::{audit, users};
 
 impl super::Handle for PurchaseMade {
@@ -16,24 +15,28 @@ impl super::Handle for PurchaseMade {
         (self.account_id, None)
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
-    let account = load_account(&mut tx, job.account_id).await?;
-    if users::email_blocked(&mut tx, job.account_id, &job.email).await? {
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &PurchaseMade,
+) -> Result<Outcome, JobError> {
+    let account = load_account(tx, job.account_id).await?;
+    if users::email_blocked(tx, job.account_id, &job.email).await? {
         return Err(JobError::Precondition(format!(
             "the email {} is on the account's blocklist: its user was deactivated without allowing reactivation on purchase",
             job.email
         )));
     }
-    let user = users::find_by_email(&mut tx, job.account_id, &job.email).await?;
-    let mut after_commit = AfterCommit::default();
+    let user = users::find_by_email(tx, job.account_id, &job.email).await?;
     let outcome = match user {
         None => Outcome::NothingToDo(format!(
             "no user of the account has the email {}",
@@ -48,12 +51,12 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
             user.id, user.status
         )),
         Some(user) => {
-            ctx.subject.note_user(user.id);
+            tx.about_user(user.id);
             let stamp = ctx.audit_stamp(job.account_id, Actor::System);
-            users::reactivate(&mut tx, &stamp, user.id).await?;
+            users::reactivate(tx, &stamp, user.id).await?;
             let detail = serde_json::json!({ "purchase_reference": job.purchase_reference });
             audit::record(
-                &mut tx,
+                tx,
                 &stamp,
                 "user",
                 user.id,
@@ -61,9 +64,9 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
                 &detail.to_string(),
             )
             .await?;
-            after_commit = record_email(
+            record_email(
                 ctx,
-                &mut tx,
+                tx,
                 &account,
                 &user,
                 Template::Reactivated,
@@ -73,7 +76,5 @@ pub async fn run(ctx: &JobContext<'_>, job: &PurchaseMade) -> Result<Outcome, Jo
             Outcome::Applied
         }
     };
-    ctx.commit_applied(tx, PurchaseMade::NAME, after_commit)
-        .await?;
     Ok(outcome)
 }

@@ -4,15 +4,14 @@
 //! again, only if a seat is free: a license still `releasing` there is reclaimed instead.
 //! All or nothing: without a free seat nothing changes.
 
-use lifecycle_jobs::{Job, ReactivateUser};
+use lifecycle_jobs::ReactivateUser;
 
 use super::activate_salesperson::take_license;
 use super::outbox::record_email;
-use super::{JobContext, JobError, Outcome, Parties, load_parties, load_user};
+use super::{JobContext, JobError, JobTx, Outcome, Parties, load_parties, load_user};
 use crate::domain::guards;
 use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
-use crate::queue::AfterCommit;
 use crate::store::{licenses, users};
 
 impl super::Handle for ReactivateUser {
@@ -20,32 +19,35 @@ impl super::Handle for ReactivateUser {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &ReactivateUser,
+) -> Result<Outcome, JobError> {
     // Locks in the order every handler takes them: the user, then (below) the license,
     // then the pool. A ReleaseLicense of the user's `releasing` license either committed
     // before the license is read here (then it is `released`, and a free seat is taken
     // instead) or waits until this job commits (then it finds the license reclaimed).
-    users::lock_in_account(&mut tx, job.account_id, &[job.user_id]).await?;
+    users::lock_in_account(tx, job.account_id, &[job.user_id]).await?;
     let Parties {
         account,
         target,
         actor,
-    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+    } = load_parties(tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
     match target.status {
         UserStatus::Deactivated => {}
         UserStatus::Active if job.license_country.is_some() => {}
         UserStatus::Active => {
-            ctx.commit_applied(tx, ReactivateUser::NAME, AfterCommit::default())
-                .await?;
             return Ok(Outcome::NothingToDo(format!(
                 "user {} is already active",
                 target.id
@@ -66,13 +68,12 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, 
     }
 
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    let user = load_user(&mut tx, job.account_id, target.id).await?;
-    let mut after_commit = AfterCommit::default();
-    if users::reactivate(&mut tx, &stamp, user.id).await? {
-        users::unblock_email(&mut tx, &stamp, &user.email).await?;
-        after_commit = record_email(
+    let user = load_user(tx, job.account_id, target.id).await?;
+    if users::reactivate(tx, &stamp, user.id).await? {
+        users::unblock_email(tx, &stamp, &user.email).await?;
+        record_email(
             ctx,
-            &mut tx,
+            tx,
             &account,
             &user,
             Template::Reactivated,
@@ -81,10 +82,8 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReactivateUser) -> Result<Outcome, 
         .await?;
     }
     if let Some(country) = &job.license_country {
-        let held = licenses::live_for_user_locked(&mut tx, user.id).await?;
-        take_license(&mut tx, &stamp, user.id, country, held.as_ref()).await?;
+        let held = licenses::live_for_user_locked(tx, user.id).await?;
+        take_license(tx, &stamp, user.id, country, held.as_ref()).await?;
     }
-    ctx.commit_applied(tx, ReactivateUser::NAME, after_commit)
-        .await?;
     Ok(Outcome::Applied)
 }

@@ -2,11 +2,10 @@
 //! sync) moves an active user's last-activity time forward, never back. Not audited:
 //! telemetry, written often.
 
-use lifecycle_jobs::{Job, RecordActivity};
+use lifecycle_jobs::RecordActivity;
 
-use super::{JobContext, JobError, Outcome, load_user};
+use super::{JobContext, JobError, JobTx, Outcome, load_user};
 use crate::domain::user::UserStatus;
-use crate::queue::AfterCommit;
 use crate::store::users;
 
 impl super::Handle for RecordActivity {
@@ -14,16 +13,21 @@ impl super::Handle for RecordActivity {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &RecordActivity) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
-    let user = load_user(&mut tx, job.account_id, job.user_id).await?;
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &RecordActivity,
+) -> Result<Outcome, JobError> {
+    let user = load_user(tx, job.account_id, job.user_id).await?;
     let now = ctx.clock.now();
     let at = job.at.map_or(now, |at| at.min(now));
     let outcome = if user.status() != UserStatus::Active {
@@ -32,12 +36,10 @@ pub async fn run(ctx: &JobContext<'_>, job: &RecordActivity) -> Result<Outcome, 
             "user {} is {}: activity is not recorded",
             user.id, user.status
         ))
-    } else if users::record_activity(&mut tx, user.id, at).await? {
+    } else if users::record_activity(tx, user.id, at).await? {
         Outcome::Applied
     } else {
         Outcome::NothingToDo("a later activity is already recorded".into())
     };
-    ctx.commit_applied(tx, RecordActivity::NAME, AfterCommit::default())
-        .await?;
     Ok(outcome)
 }

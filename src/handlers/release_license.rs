@@ -1,10 +1,9 @@
 //! ReleaseLicense (SPEC section 4): frees the seat of a `releasing` license whose time has
 //! come; a no-op otherwise.
 
-use lifecycle_jobs::{Actor, Job, ReleaseLicense};
+use lifecycle_jobs::{Actor, ReleaseLicense};
 
-use super::{JobContext, JobError, Outcome};
-use crate::queue::AfterCommit;
+use super::{JobContext, JobError, JobTx, Outcome};
 use crate::store::{audit, licenses};
 
 impl super::Handle for ReleaseLicense {
@@ -12,18 +11,23 @@ impl super::Handle for ReleaseLicense {
         (self.account_id, None)
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &ReleaseLicense,
+) -> Result<Outcome, JobError> {
     // Locked: a reclaim of this license either committed before (it is `active` now, and
     // this is a no-op) or waits until this job commits (and finds it `released`).
-    let license = licenses::find_locked(&mut tx, job.license_id)
+    let license = licenses::find_locked(tx, job.license_id)
         .await?
         .filter(|license| license.account_id == job.account_id)
         .ok_or_else(|| {
@@ -42,12 +46,12 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, 
             )));
         }
         ("releasing", _) => {
-            if licenses::release_if_due(&mut tx, license.id, now).await? {
+            if licenses::release_if_due(tx, license.id, now).await? {
                 let stamp = ctx.audit_stamp(job.account_id, Actor::System);
                 let detail =
                     serde_json::json!({ "state": { "from": "releasing", "to": "released" } });
                 audit::record(
-                    &mut tx,
+                    tx,
                     &stamp,
                     "salesperson_license",
                     license.id,
@@ -64,7 +68,5 @@ pub async fn run(ctx: &JobContext<'_>, job: &ReleaseLicense) -> Result<Outcome, 
         }
         (state, _) => Outcome::NothingToDo(format!("license {} is {state}", license.id)),
     };
-    ctx.commit_applied(tx, ReleaseLicense::NAME, AfterCommit::default())
-        .await?;
     Ok(outcome)
 }

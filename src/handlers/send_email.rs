@@ -30,16 +30,16 @@ use lifecycle_jobs::{SendEmail, sha256_hex};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{JobContext, JobError, Outcome, load_account, load_user};
+use super::{JobContext, JobError, JobTx, Outcome, Runtime, load_account, load_user};
 use crate::config::MailSettings;
 use crate::domain::confirmation;
 use crate::domain::credentials::{hash_password, new_secret, new_temporary_password};
 use crate::domain::user::UserStatus;
 use crate::mail::render::{Template, render};
 use crate::mail::{MailError, OutgoingEmail, format_instant};
-use crate::queue::{QueueError, with_retries};
+use crate::retrying::with_retries;
 use crate::store::emails::{self, EmailRow};
-use crate::store::{Store, confirmation_links, users};
+use crate::store::{Store, StoreError, confirmation_links, users};
 
 /// How long a claim holds before another attempt may take the message over: three times
 /// what one SMTP command may take, so a live attempt, even a slow one, is never overtaken
@@ -53,12 +53,24 @@ impl super::Handle for SendEmail {
         (self.account_id, None)
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    /// Never called: SendEmail runs its own three steps ([`super::Handle::run`]), because no
+    /// transaction may stay open while the SMTP server is talked to.
+    fn apply(
+        &self,
+        _tx: &mut JobTx,
+        _ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        std::future::ready(Err(JobError::Precondition(
+            "SendEmail delivers outside a job transaction".into(),
+        )))
+    }
+
+    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(rt, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobError> {
+pub async fn run(ctx: &Runtime<'_>, job: &SendEmail) -> Result<Outcome, JobError> {
     // Look first, without the write lock: hashing a password takes a while on purpose.
     let email = {
         let mut tx = ctx.store.begin_read().await?;
@@ -204,7 +216,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &SendEmail) -> Result<Outcome, JobEr
         let mut tx = ctx.store.begin().await?;
         emails::mark_sent(&mut tx, email.id, &message_id, ctx.clock.now()).await?;
         tx.commit().await?;
-        Ok::<_, QueueError>(())
+        Ok::<_, StoreError>(())
     })
     .await?;
     if ctx.mailer.take_failure_after_sending() {
@@ -223,7 +235,7 @@ async fn release(store: &Store, email_id: i64, claimant: &str) {
         let mut tx = store.begin().await?;
         let released = emails::release(&mut tx, email_id, claimant).await?;
         tx.commit().await?;
-        Ok(released)
+        Ok::<_, StoreError>(released)
     })
     .await;
     if let Err(error) = released {

@@ -2,14 +2,13 @@
 //! locked for inactivity gets a fresh activity clock; a verified password reset lifts only
 //! a `failed_logins` lock. The user is emailed that the account is open again.
 
-use lifecycle_jobs::{Job, UnlockUser};
+use lifecycle_jobs::UnlockUser;
 
 use super::outbox::record_email;
-use super::{JobContext, JobError, Outcome, Parties, load_parties, load_user};
+use super::{JobContext, JobError, JobTx, Outcome, Parties, load_parties, load_user};
 use crate::domain::user::{LockReason, UserStatus};
 use crate::domain::{guards, lockout};
 use crate::mail::render::Template;
-use crate::queue::AfterCommit;
 use crate::store::users;
 
 impl super::Handle for UnlockUser {
@@ -17,25 +16,28 @@ impl super::Handle for UnlockUser {
         (self.account_id, Some(self.user_id))
     }
 
-    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(ctx, self)
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        apply(tx, ctx, self)
     }
 }
 
-pub async fn run(ctx: &JobContext<'_>, job: &UnlockUser) -> Result<Outcome, JobError> {
-    let Some(mut tx) = ctx.begin_once().await? else {
-        return Ok(Outcome::AlreadyApplied);
-    };
+pub async fn apply(
+    tx: &mut JobTx,
+    ctx: &JobContext<'_>,
+    job: &UnlockUser,
+) -> Result<Outcome, JobError> {
     let Parties {
         account,
         target,
         actor,
-    } = load_parties(&mut tx, job.account_id, job.user_id, job.actor).await?;
+    } = load_parties(tx, job.account_id, job.user_id, job.actor).await?;
     guards::actor_may_manage(job.account_id, actor.as_ref(), &target)?;
-    let user = load_user(&mut tx, job.account_id, target.id).await?;
+    let user = load_user(tx, job.account_id, target.id).await?;
     if user.status() != UserStatus::Locked {
-        ctx.commit_applied(tx, UnlockUser::NAME, AfterCommit::default())
-            .await?;
         return Ok(Outcome::NothingToDo(format!(
             "user {} is {}, not locked",
             user.id, user.status
@@ -45,17 +47,15 @@ pub async fn run(ctx: &JobContext<'_>, job: &UnlockUser) -> Result<Outcome, JobE
     let unlock = lockout::unlock(reason, job.via)?;
 
     let stamp = ctx.audit_stamp(job.account_id, job.actor);
-    users::unlock(&mut tx, &stamp, &user, unlock.fresh_activity_clock).await?;
-    let after_commit = record_email(
+    users::unlock(tx, &stamp, &user, unlock.fresh_activity_clock).await?;
+    record_email(
         ctx,
-        &mut tx,
+        tx,
         &account,
         &user,
         Template::Unlocked,
         serde_json::json!({}),
     )
     .await?;
-    ctx.commit_applied(tx, UnlockUser::NAME, after_commit)
-        .await?;
     Ok(Outcome::Applied)
 }

@@ -32,7 +32,7 @@ use super::lifeline::{Lifeline, ProcessIdentity};
 use super::maintenance::Maintenance;
 use super::{AttemptResult, Delivery, Queue, QueueError, Reader};
 use crate::App;
-use crate::handlers::{self, JobContext, JobError};
+use crate::handlers::{self, JobError, Runtime};
 
 /// The apalis backend over a [`Fetcher`]'s deliveries.
 pub struct LedgerBackend {
@@ -249,7 +249,11 @@ impl Settler {
 
 fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> AttemptResult {
     if let Some(job_error) = error.downcast_ref::<JobError>() {
-        return job_error.to_attempt_result();
+        return if job_error.is_permanent() {
+            AttemptResult::Permanent(job_error.to_string())
+        } else {
+            AttemptResult::Transient(job_error.to_string())
+        };
     }
     if error.downcast_ref::<AbortError>().is_some() {
         // A panic, caught: a bug, not the input's fault for sure; retried, then dead.
@@ -270,7 +274,7 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
         user_id = tracing::field::Empty,
     );
     async {
-        let ctx = JobContext {
+        let runtime = Runtime {
             store: &app.store,
             queue: &app.queue,
             clock: &app.clock,
@@ -278,12 +282,11 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
             settings: &app.settings,
             job_id: job.id,
             enqueued_at: chrono::DateTime::from_timestamp_millis(job.created_at_ms),
-            subject: Default::default(),
         };
         // Boxed: the handlers' state machines together are large, and apalis moves each
         // job's future a few times before it runs: copying kilobytes per job was 7 % of the
         // worker's time at thousands of jobs a second (`memmove` in the profile).
-        let result = Box::pin(handlers::run(&ctx, &job.kind, &job.payload)).await;
+        let result = Box::pin(handlers::run(&runtime, &job.kind, &job.payload)).await;
         match &result {
             Ok(outcome @ handlers::Outcome::Applied) => tracing::info!(?outcome, "job finished"),
             // A replay or nothing to do changed nothing: not worth a line per job at

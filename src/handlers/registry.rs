@@ -1,0 +1,165 @@
+//! Where a job kind's name meets its handler, and the one place the handlers meet the
+//! queue: [`run`], generated from `lifecycle_jobs::for_each_job!`, decodes a payload and runs
+//! its kind's [`Handle`] impl; [`commit`] writes a job transaction's mark, event and
+//! follow-up jobs and hands those jobs to the transport once it has committed.
+
+use chrono::{DateTime, Utc};
+use lifecycle_jobs::{Job, decode};
+use uuid::Uuid;
+
+use super::job_tx::{JobContext, JobTx, JobTxParts};
+use super::{JobError, Outcome};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::mail::Mailer;
+use crate::queue::{EnqueueRequest, IdempotencyKey, Queue, QueueError};
+use crate::store::events::{self, NewEvent};
+use crate::store::{Store, audit, ledger};
+
+/// What the registry runs a job with: the whole service, of which a handler sees only the
+/// narrow [`JobContext`] (and SendEmail, which talks to the world, the store and mailer).
+pub struct Runtime<'a> {
+    pub store: &'a Store,
+    pub queue: &'a Queue,
+    pub clock: &'a Clock,
+    pub mailer: &'a Mailer,
+    pub settings: &'a Settings,
+    pub job_id: Uuid,
+    /// When the service recorded the job: see [`JobContext::enqueued_at`].
+    pub enqueued_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> Runtime<'a> {
+    pub fn context(&self) -> JobContext<'a> {
+        JobContext {
+            clock: self.clock,
+            settings: self.settings,
+            job_id: self.job_id,
+            enqueued_at: self.enqueued_at,
+        }
+    }
+}
+
+/// The worker's side of a job kind, implemented by its payload type in the kind's file.
+pub trait Handle: Job + Sync {
+    /// The account the job belongs to and the user it is about, when the payload names one:
+    /// the subject of the job's event and span.
+    fn subject(&self) -> (i64, Option<i64>);
+
+    /// The job's effects, applied in its transaction: load, check the guards, write, and
+    /// record in `tx` the jobs that follow. An error rolls everything back.
+    fn apply(
+        &self,
+        tx: &mut JobTx,
+        ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send;
+
+    /// Runs the job: by default [`Handle::apply`] in one job transaction, committed with the
+    /// mark that it was applied (a redelivery then changes nothing). A kind that must talk
+    /// to the outside world between transactions (SendEmail) runs its own way.
+    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        async move {
+            let Some(mut tx) = JobTx::begin(rt.store, rt.job_id, self.subject()).await? else {
+                return Ok(Outcome::AlreadyApplied);
+            };
+            let outcome = self.apply(&mut tx, &rt.context()).await?;
+            commit(rt, tx, Self::NAME).await?;
+            Ok(outcome)
+        }
+    }
+}
+
+/// Commits a job transaction: its rows, the mark that job `kind` was applied, the event
+/// that tells subscribers when it changed anything (it wrote audit rows), and its follow-up
+/// jobs; then hands those jobs to the transport.
+pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobError> {
+    let JobTxParts {
+        mut tx,
+        job_id,
+        account_id,
+        user_id,
+        follow_ups,
+    } = tx.into_parts();
+    let mut pushes = Vec::with_capacity(follow_ups.len());
+    for follow_up in follow_ups {
+        let request = EnqueueRequest {
+            kind: follow_up.kind,
+            account_id: Some(follow_up.account_id),
+            payload: follow_up.payload,
+            idempotency_key: Some(IdempotencyKey::internal(follow_up.key)),
+            run_at_ms: follow_up.run_at.map(|at| at.timestamp_millis()),
+        };
+        let (_, after_commit) = rt
+            .queue
+            .enqueue_in(&mut tx, request)
+            .await
+            .map_err(queue_error)?;
+        pushes.push(after_commit);
+    }
+    let now = rt.clock.now();
+    ledger::mark_applied(&mut tx, job_id, kind, now).await?;
+    let changes: Vec<serde_json::Value> = audit::for_job(&mut tx, job_id)
+        .await?
+        .into_iter()
+        .map(|row| {
+            serde_json::json!({
+                "entity": row.entity,
+                "entity_id": row.entity_id,
+                "action": row.action,
+            })
+        })
+        .collect();
+    if !changes.is_empty() {
+        events::record(
+            &mut tx,
+            &NewEvent {
+                kind,
+                account_id: Some(account_id).filter(|id| *id > 0),
+                user_id: user_id.filter(|id| *id > 0),
+                job_id,
+                at: now,
+                changes: &serde_json::Value::Array(changes).to_string(),
+                // Only Redis has a stream to publish to; otherwise the table is the feed.
+                published_at: (!rt.queue.publishes_events()).then_some(now),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    for after_commit in pushes {
+        rt.queue.push(after_commit).await.map_err(queue_error)?;
+    }
+    Ok(())
+}
+
+fn queue_error(error: QueueError) -> JobError {
+    JobError::Queue(error.to_string())
+}
+
+/// Decodes a payload of kind `J`, names its subject in the job's span and runs it.
+async fn handle<J: Handle>(rt: &Runtime<'_>, payload: &str) -> Result<Outcome, JobError> {
+    let job: J = decode(payload)?;
+    let (account_id, user_id) = job.subject();
+    tracing::Span::current().record("account_id", account_id);
+    if let Some(user_id) = user_id {
+        tracing::Span::current().record("user_id", user_id);
+    }
+    job.run(rt).await
+}
+
+macro_rules! dispatch {
+    ($($kind:ident),* $(,)?) => {
+        /// Decodes the payload of a job of kind `kind` and runs its handler. Generated from
+        /// `for_each_job!`: a kind without a [`Handle`] impl does not compile.
+        pub async fn run(rt: &Runtime<'_>, kind: &str, payload: &str) -> Result<Outcome, JobError> {
+            match kind {
+                $(<lifecycle_jobs::$kind as Job>::NAME => {
+                    handle::<lifecycle_jobs::$kind>(rt, payload).await
+                })*
+                other => Err(JobError::UnknownKind(other.to_string())),
+            }
+        }
+    };
+}
+
+lifecycle_jobs::for_each_job!(dispatch);
