@@ -186,10 +186,7 @@ impl Queue {
         &self,
         requests: Vec<EnqueueRequest>,
     ) -> Result<Vec<Enqueued>, QueueError> {
-        let jobs: Vec<NewJob> = requests
-            .into_iter()
-            .map(|request| self.new_job(request))
-            .collect::<Result<_, _>>()?;
+        let jobs = self.new_jobs(requests)?;
         let mut tx = self.store.begin().await?;
         let recorded = ledger::insert_many(&mut tx, &jobs).await?;
         let answers: Vec<Enqueued> = recorded
@@ -214,10 +211,7 @@ impl Queue {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let jobs: Vec<NewJob> = requests
-            .into_iter()
-            .map(|request| self.new_job(request))
-            .collect::<Result<_, _>>()?;
+        let jobs = self.new_jobs(requests)?;
         let mut tx = self.store.begin().await?;
         // A taken key inserts nothing (ON CONFLICT DO NOTHING): committing the rest is safe.
         let recorded = ledger::insert_many(&mut tx, &jobs).await?;
@@ -292,6 +286,14 @@ impl Queue {
             after_commit.add(&self.transport, new_job);
         }
         Ok((enqueued, after_commit))
+    }
+
+    /// The ledger rows of `requests`, all or none: one refused refuses the batch.
+    fn new_jobs(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<NewJob>, QueueError> {
+        requests
+            .into_iter()
+            .map(|request| self.new_job(request))
+            .collect()
     }
 
     /// The ledger row of a request, as of now.
