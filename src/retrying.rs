@@ -5,8 +5,9 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-/// Runs `operation` up to 5 times, 100 ms apart and doubling, logging each failure but
-/// the last, which is returned.
+/// Runs `operation` up to 5 times, 100 ms apart and doubling, while it fails, logging each
+/// failure but the last, which is returned: a database connection cut (a restart, a
+/// failover) costs one failed attempt before the pool opens a new one.
 pub async fn with_retries<T, E, F, Fut>(what: &str, mut operation: F) -> Result<T, E>
 where
     E: Display,

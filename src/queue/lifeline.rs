@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use tokio::sync::watch;
 
-use super::{Queue, QueueError, Transport};
+use super::{Queue, QueueError};
 use crate::store::ledger;
 use crate::store::workers::{self, NewProcess, ProcessRow, consumer_prefix, stop_reason};
 
@@ -184,7 +184,7 @@ impl Queue {
             &consumer_prefix(&dead.id),
             &reason,
             queue_now_ms,
-            self.held_by_ledger(queue_now_ms),
+            self.transport.held_by_ledger(queue_now_ms),
         )
         .await?;
         tx.commit().await?;
@@ -196,10 +196,7 @@ impl Queue {
     /// drops the consumers. Their rows are queued again; should this fail, the reconciler
     /// pushes them (they are not marked pushed).
     pub(crate) async fn release_transport(&self, id: &str) -> Result<u64, QueueError> {
-        match &self.transport {
-            Transport::Database => Ok(0),
-            Transport::Redis(redis) => redis.release_consumers(&consumer_prefix(id)).await,
-        }
+        self.transport.release_consumers(&consumer_prefix(id)).await
     }
 
     /// At shutdown, after the workers stopped: gives back the claims `unstarted` (fetched,
@@ -213,7 +210,7 @@ impl Queue {
     ) -> Result<(), QueueError> {
         let prefix = identity.prefix();
         let now_ms = self.clock.now_ms();
-        let held = self.held_by_ledger(now_ms);
+        let held = self.transport.held_by_ledger(now_ms);
         ledger::unclaim(&self.store, unstarted, &prefix, held).await?;
         let mut tx = self.store.begin().await?;
         let interrupted = ledger::requeue_held_by(
