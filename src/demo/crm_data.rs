@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{StoreError, Tx, execute, fetch_scalar, licenses};
+use crate::store::{StoreError, Tx, execute, fetch_scalar, licenses, teams};
 
 #[derive(Clone, Debug)]
 pub struct NewAccount<'a> {
@@ -173,14 +173,7 @@ pub async fn team_member(
     user_id: i64,
     joined_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    execute!(
-        tx,
-        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
-        team_id,
-        user_id,
-        joined_at
-    )?;
-    Ok(())
+    teams::add_member(tx, team_id, user_id, joined_at).await
 }
 
 pub async fn playbook(tx: &mut Tx, account_id: i64, name: &str) -> Result<i64, StoreError> {

@@ -81,13 +81,7 @@ pub async fn join(
     team_id: i64,
     user_id: i64,
 ) -> Result<(), StoreError> {
-    execute!(
-        tx,
-        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
-        team_id,
-        user_id,
-        stamp.at
-    )?;
+    add_member(tx, team_id, user_id, stamp.at).await?;
     let detail = serde_json::json!({ "team_id": team_id });
     super::audit::record(
         tx,
@@ -98,4 +92,22 @@ pub async fn join(
         &detail.to_string(),
     )
     .await
+}
+
+/// The membership row alone: [`join`] audits it as the job's change, and the CRM's rows
+/// (`demo::crm_data`) insert it unaudited, as the CRM does.
+pub async fn add_member(
+    tx: &mut Tx,
+    team_id: i64,
+    user_id: i64,
+    joined_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
+        team_id,
+        user_id,
+        joined_at
+    )?;
+    Ok(())
 }
