@@ -48,6 +48,9 @@ pub async fn record_changed(
     action: &str,
     changed: &[(i64, String)],
 ) -> Result<u64, StoreError> {
+    if changed.is_empty() {
+        return Ok(0);
+    }
     match tx {
         // One statement whatever the count: a salesperson may hold thousands of contacts.
         Tx::Postgres(tx) => {
