@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lifecycle::demo::crm_data;
 use lifecycle::queue::EnqueueRequest;
-use lifecycle::store::seed;
 use lifecycle::store::{Store, ledger};
 use lifecycle_jobs::{Actor, DeactivateUser};
 use sqlx::PgPool;
@@ -54,9 +54,9 @@ async fn seed_world(users: usize) -> World {
     let app = support::app(support::production_settings(&url, "bench-j1-seed")).await;
     let now = chrono::Utc::now();
     let mut tx = app.store.begin().await.expect("begin");
-    let account = seed::account(
+    let account = crm_data::account(
         &mut tx,
-        &seed::NewAccount {
+        &crm_data::NewAccount {
             name: "Bench Ventas",
             time_zone: "UTC",
             billing_anchor_day: 1,
@@ -66,13 +66,13 @@ async fn seed_world(users: usize) -> World {
     )
     .await
     .expect("account");
-    let admin_role = seed::role(&mut tx, account, "Admin", 100, true)
+    let admin_role = crm_data::role(&mut tx, account, "Admin", 100, true)
         .await
         .expect("role");
-    let agent_role = seed::role(&mut tx, account, "Agent", 10, false)
+    let agent_role = crm_data::role(&mut tx, account, "Agent", 10, false)
         .await
         .expect("role");
-    let new_user = |email: &'static str| seed::NewUser {
+    let new_user = |email: &'static str| crm_data::NewUser {
         account_id: account,
         role_id: admin_role,
         first_name: "Ada",
@@ -81,21 +81,21 @@ async fn seed_world(users: usize) -> World {
         country: "ES",
         status: "active",
     };
-    let admin = seed::user(&mut tx, &new_user("ada@bench.test"), now)
+    let admin = crm_data::user(&mut tx, &new_user("ada@bench.test"), now)
         .await
         .expect("admin");
-    let team = seed::team(&mut tx, account, "North", admin, now)
+    let team = crm_data::team(&mut tx, account, "North", admin, now)
         .await
         .expect("team");
-    seed::license_pool(&mut tx, account, "ES", users as i32 + 1)
+    crm_data::license_pool(&mut tx, account, "ES", users as i32 + 1)
         .await
         .expect("pool");
     let mut ids = Vec::with_capacity(users);
     for n in 0..users {
         let email = format!("agent{n}@bench.test");
-        let user = seed::user(
+        let user = crm_data::user(
             &mut tx,
-            &seed::NewUser {
+            &crm_data::NewUser {
                 account_id: account,
                 role_id: agent_role,
                 first_name: "Agent",
@@ -108,10 +108,10 @@ async fn seed_world(users: usize) -> World {
         )
         .await
         .expect("user");
-        seed::team_member(&mut tx, team, user, now)
+        crm_data::team_member(&mut tx, team, user, now)
             .await
             .expect("member");
-        seed::license(&mut tx, account, user, "ES", now)
+        crm_data::license(&mut tx, account, user, "ES", now)
             .await
             .expect("license");
         ids.push(user);

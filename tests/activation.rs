@@ -7,7 +7,8 @@ mod common;
 
 use chrono::Duration;
 use common::{Backend, TestEnv, World, request, seed_agent, seed_world};
-use lifecycle::store::{audit, emails, licenses, records, seed, teams, users};
+use lifecycle::demo::crm_data;
+use lifecycle::store::{audit, emails, licenses, records, teams, users};
 use lifecycle_jobs::{ActivateSalesperson, Actor, DeactivateUser, PurchaseMade, ReactivateUser};
 
 const SEATS_TAKEN: &str = "SELECT COUNT(*) FROM salesperson_licenses
@@ -87,7 +88,7 @@ async fn only_an_active_user_with_a_free_seat_becomes_a_salesperson(backend: Bac
     let ines = seed_agent(&env, &world, "Ines", "es").await;
     let carla = seed_agent(&env, &world, "Carla", "es").await;
     let mut tx = env.tx().await;
-    seed::locked(&mut tx, carla, "idle", 0, env.clock.now())
+    crm_data::locked(&mut tx, carla, "idle", 0, env.clock.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -252,16 +253,16 @@ async fn reactivation_restores_nothing_else(backend: Backend) {
     let eli = seed_agent(&env, &world, "Eli", "en").await;
     let now = env.clock.now();
     let mut tx = env.tx().await;
-    seed::team_member(&mut tx, world.team, eli, now)
+    crm_data::team_member(&mut tx, world.team, eli, now)
         .await
         .unwrap();
-    seed::subscription(&mut tx, eli, "pro", "active")
+    crm_data::subscription(&mut tx, eli, "pro", "active")
         .await
         .unwrap();
-    seed::opportunity(&mut tx, world.account, eli, "Big deal", now)
+    crm_data::opportunity(&mut tx, world.account, eli, "Big deal", now)
         .await
         .unwrap();
-    seed::task(
+    crm_data::task(
         &mut tx,
         world.account,
         Some(eli),
@@ -271,7 +272,7 @@ async fn reactivation_restores_nothing_else(backend: Backend) {
     )
     .await
     .unwrap();
-    seed::access_token(&mut tx, eli, "session", "eli-session-secret", now)
+    crm_data::access_token(&mut tx, eli, "session", "eli-session-secret", now)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -341,7 +342,7 @@ async fn only_a_deactivated_user_is_reactivated(backend: Backend) {
     let gil = seed_agent(&env, &world, "Gil", "en").await;
     let hal = seed_agent(&env, &world, "Hal", "en").await;
     let mut tx = env.tx().await;
-    seed::locked(&mut tx, hal, "failed_logins", 6, env.clock.now())
+    crm_data::locked(&mut tx, hal, "failed_logins", 6, env.clock.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -372,8 +373,8 @@ async fn a_purchase_reactivates_a_customer_who_allowed_it(backend: Backend) {
     let refused = seed_agent(&env, &world, "Refused", "en").await;
     let staff = seed_agent(&env, &world, "Staff", "en").await;
     let mut tx = env.tx().await;
-    seed::make_customer(&mut tx, allowed).await.unwrap();
-    seed::make_customer(&mut tx, refused).await.unwrap();
+    crm_data::make_customer(&mut tx, allowed).await.unwrap();
+    crm_data::make_customer(&mut tx, refused).await.unwrap();
     tx.commit().await.unwrap();
     for (user, allow) in [(allowed, true), (refused, false), (staff, true)] {
         assert_eq!(

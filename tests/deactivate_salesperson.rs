@@ -4,10 +4,10 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::{Backend, TestEnv};
+use lifecycle::demo::crm_data::{self, NewAccount, NewUser};
 use lifecycle::domain::guards::LAST_LICENSE_WITH_PHONES;
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::records::{self, Footprint};
-use lifecycle::store::seed::{self, NewAccount, NewUser};
 use lifecycle::store::{Tx, audit};
 use lifecycle_jobs::{Actor, DeactivateSalesperson, Job, ReleaseLicense};
 
@@ -51,7 +51,7 @@ impl Default for Options {
 async fn seed_world(env: &TestEnv, options: Options) -> World {
     let now = env.clock.now();
     let mut tx = env.tx().await;
-    let account = seed::account(
+    let account = crm_data::account(
         &mut tx,
         &NewAccount {
             name: "Acme",
@@ -63,16 +63,16 @@ async fn seed_world(env: &TestEnv, options: Options) -> World {
     )
     .await
     .unwrap();
-    let admin_role = seed::role(&mut tx, account, "Admin", 100, true)
+    let admin_role = crm_data::role(&mut tx, account, "Admin", 100, true)
         .await
         .unwrap();
-    let manager_role = seed::role(&mut tx, account, "Manager", 50, true)
+    let manager_role = crm_data::role(&mut tx, account, "Manager", 50, true)
         .await
         .unwrap();
-    let rep_role = seed::role(&mut tx, account, "Rep", 10, false)
+    let rep_role = crm_data::role(&mut tx, account, "Rep", 10, false)
         .await
         .unwrap();
-    let junior_admin_role = seed::role(&mut tx, account, "Junior admin", 5, true)
+    let junior_admin_role = crm_data::role(&mut tx, account, "Junior admin", 5, true)
         .await
         .unwrap();
     let user = |role_id, email: &'static str, status: &'static str| NewUser {
@@ -84,26 +84,27 @@ async fn seed_world(env: &TestEnv, options: Options) -> World {
         country: "ES",
         status,
     };
-    let admin = seed::user(&mut tx, &user(admin_role, "admin@acme.test", "active"), now)
+    let admin = crm_data::user(&mut tx, &user(admin_role, "admin@acme.test", "active"), now)
         .await
         .unwrap();
-    let rep_without_rights = seed::user(&mut tx, &user(rep_role, "rep@acme.test", "active"), now)
-        .await
-        .unwrap();
-    let manager = seed::user(
+    let rep_without_rights =
+        crm_data::user(&mut tx, &user(rep_role, "rep@acme.test", "active"), now)
+            .await
+            .unwrap();
+    let manager = crm_data::user(
         &mut tx,
         &user(junior_admin_role, "junior@acme.test", "active"),
         now,
     )
     .await
     .unwrap();
-    let ana = seed::user(&mut tx, &user(manager_role, "ana@acme.test", "active"), now)
+    let ana = crm_data::user(&mut tx, &user(manager_role, "ana@acme.test", "active"), now)
         .await
         .unwrap();
-    let colleague = seed::user(&mut tx, &user(rep_role, "luis@acme.test", "active"), now)
+    let colleague = crm_data::user(&mut tx, &user(rep_role, "luis@acme.test", "active"), now)
         .await
         .unwrap();
-    let deactivated_user = seed::user(
+    let deactivated_user = crm_data::user(
         &mut tx,
         &user(rep_role, "gone@acme.test", "deactivated"),
         now,
@@ -111,56 +112,58 @@ async fn seed_world(env: &TestEnv, options: Options) -> World {
     .await
     .unwrap();
 
-    seed::license_pool(&mut tx, account, "ES", 5).await.unwrap();
-    let ana_license = seed::license(&mut tx, account, ana, "ES", now)
+    crm_data::license_pool(&mut tx, account, "ES", 5)
+        .await
+        .unwrap();
+    let ana_license = crm_data::license(&mut tx, account, ana, "ES", now)
         .await
         .unwrap();
     let colleague_license = if options.colleague_has_license {
-        seed::license(&mut tx, account, colleague, "ES", now)
+        crm_data::license(&mut tx, account, colleague, "ES", now)
             .await
             .unwrap()
     } else {
         0
     };
     if options.spanish_phone {
-        seed::phone_number(&mut tx, account, "ES", "+34 910 000 001", true)
+        crm_data::phone_number(&mut tx, account, "ES", "+34 910 000 001", true)
             .await
             .unwrap();
     }
-    seed::phone_number(&mut tx, account, "FR", "+33 100 000 000", true)
+    crm_data::phone_number(&mut tx, account, "FR", "+33 100 000 000", true)
         .await
         .unwrap();
 
     for name in ["Inbound", "Renewals"] {
-        let playbook = seed::playbook(&mut tx, account, name).await.unwrap();
-        seed::playbook_member(&mut tx, playbook, ana, now)
+        let playbook = crm_data::playbook(&mut tx, account, name).await.unwrap();
+        crm_data::playbook_member(&mut tx, playbook, ana, now)
             .await
             .unwrap();
-        seed::playbook_member(&mut tx, playbook, colleague, now)
+        crm_data::playbook_member(&mut tx, playbook, colleague, now)
             .await
             .unwrap();
     }
     let mut contacts = Vec::new();
     for name in ["C1", "C2", "C3"] {
         contacts.push(
-            seed::contact(&mut tx, account, Some(ana), name, now)
+            crm_data::contact(&mut tx, account, Some(ana), name, now)
                 .await
                 .unwrap(),
         );
     }
-    seed::contact(&mut tx, account, Some(colleague), "Colleague's", now)
+    crm_data::contact(&mut tx, account, Some(colleague), "Colleague's", now)
         .await
         .unwrap();
-    let created_task = seed::task(&mut tx, account, Some(ana), "call", "created", now)
+    let created_task = crm_data::task(&mut tx, account, Some(ana), "call", "created", now)
         .await
         .unwrap();
-    let in_progress_task = seed::task(&mut tx, account, Some(ana), "quote", "in_progress", now)
+    let in_progress_task = crm_data::task(&mut tx, account, Some(ana), "quote", "in_progress", now)
         .await
         .unwrap();
-    let completed_task = seed::task(&mut tx, account, Some(ana), "demo", "completed", now)
+    let completed_task = crm_data::task(&mut tx, account, Some(ana), "demo", "completed", now)
         .await
         .unwrap();
-    seed::opportunity(&mut tx, account, ana, "Big deal", now)
+    crm_data::opportunity(&mut tx, account, ana, "Big deal", now)
         .await
         .unwrap();
 
@@ -573,7 +576,7 @@ async fn a_replay_changes_nothing(backend: Backend) {
     // Ana gets new work after the deactivation; the same job delivered again must not
     // touch it.
     let mut tx = env.tx().await;
-    let new_task = seed::task(
+    let new_task = crm_data::task(
         &mut tx,
         world.account,
         Some(world.ana),

@@ -5,10 +5,10 @@ mod common;
 
 use chrono::Duration;
 use common::{Backend, TestEnv};
+use lifecycle::demo::crm_data::{self, NewUser};
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::ledger::JobRecord;
 use lifecycle::store::records::{self, Footprint};
-use lifecycle::store::seed::{self, NewUser};
 use lifecycle::store::{Store, access, audit, users};
 use lifecycle_jobs::{Actor, DeactivateUser, Job, ReassignRecords};
 
@@ -36,13 +36,13 @@ async fn seed_world(env: &TestEnv, colleague_license: bool) -> World {
     let t0 = env.clock.now() - Duration::days(30);
     let mut tx = env.tx().await;
     let account = common::utc_account(&mut tx, "Acme", t0).await;
-    let admin_role = seed::role(&mut tx, account, "Admin", 100, true)
+    let admin_role = crm_data::role(&mut tx, account, "Admin", 100, true)
         .await
         .unwrap();
-    let manager_role = seed::role(&mut tx, account, "Manager", 50, true)
+    let manager_role = crm_data::role(&mut tx, account, "Manager", 50, true)
         .await
         .unwrap();
-    let rep_role = seed::role(&mut tx, account, "Rep", 10, false)
+    let rep_role = crm_data::role(&mut tx, account, "Rep", 10, false)
         .await
         .unwrap();
     let user = |role_id, email: &'static str, status: &'static str| NewUser {
@@ -54,89 +54,97 @@ async fn seed_world(env: &TestEnv, colleague_license: bool) -> World {
         country: "ES",
         status,
     };
-    let admin = seed::user(&mut tx, &user(admin_role, "admin@acme.test", "active"), t0)
+    let admin = crm_data::user(&mut tx, &user(admin_role, "admin@acme.test", "active"), t0)
         .await
         .unwrap();
-    let nora = seed::user(&mut tx, &user(manager_role, "nora@acme.test", "active"), t0)
+    let nora = crm_data::user(&mut tx, &user(manager_role, "nora@acme.test", "active"), t0)
         .await
         .unwrap();
-    let sam = seed::user(&mut tx, &user(manager_role, "sam@acme.test", "active"), t0)
+    let sam = crm_data::user(&mut tx, &user(manager_role, "sam@acme.test", "active"), t0)
         .await
         .unwrap();
-    let bob = seed::user(&mut tx, &user(rep_role, "Bob@Acme.test", "active"), t0)
+    let bob = crm_data::user(&mut tx, &user(rep_role, "Bob@Acme.test", "active"), t0)
         .await
         .unwrap();
-    let carol = seed::user(&mut tx, &user(rep_role, "carol@acme.test", "active"), t0)
+    let carol = crm_data::user(&mut tx, &user(rep_role, "carol@acme.test", "active"), t0)
         .await
         .unwrap();
-    let dave = seed::user(&mut tx, &user(rep_role, "dave@acme.test", "locked"), t0)
+    let dave = crm_data::user(&mut tx, &user(rep_role, "dave@acme.test", "locked"), t0)
         .await
         .unwrap();
-    let colleague = seed::user(&mut tx, &user(rep_role, "luis@acme.test", "active"), t0)
-        .await
-        .unwrap();
-
-    let north = seed::team(&mut tx, account, "North", nora, t0)
-        .await
-        .unwrap();
-    let south = seed::team(&mut tx, account, "South", sam, t0 + Duration::hours(1))
-        .await
-        .unwrap();
-    seed::team_member(&mut tx, south, bob, t0 + Duration::days(1))
-        .await
-        .unwrap();
-    seed::team_member(&mut tx, north, bob, t0 + Duration::days(2))
+    let colleague = crm_data::user(&mut tx, &user(rep_role, "luis@acme.test", "active"), t0)
         .await
         .unwrap();
 
-    seed::license_pool(&mut tx, account, "ES", 5).await.unwrap();
-    let bob_license = seed::license(&mut tx, account, bob, "ES", t0)
+    let north = crm_data::team(&mut tx, account, "North", nora, t0)
+        .await
+        .unwrap();
+    let south = crm_data::team(&mut tx, account, "South", sam, t0 + Duration::hours(1))
+        .await
+        .unwrap();
+    crm_data::team_member(&mut tx, south, bob, t0 + Duration::days(1))
+        .await
+        .unwrap();
+    crm_data::team_member(&mut tx, north, bob, t0 + Duration::days(2))
+        .await
+        .unwrap();
+
+    crm_data::license_pool(&mut tx, account, "ES", 5)
+        .await
+        .unwrap();
+    let bob_license = crm_data::license(&mut tx, account, bob, "ES", t0)
         .await
         .unwrap();
     if colleague_license {
-        seed::license(&mut tx, account, colleague, "ES", t0)
+        crm_data::license(&mut tx, account, colleague, "ES", t0)
             .await
             .unwrap();
     }
-    seed::phone_number(&mut tx, account, "ES", "+34 910 000 002", true)
+    crm_data::phone_number(&mut tx, account, "ES", "+34 910 000 002", true)
         .await
         .unwrap();
 
-    seed::access_token(&mut tx, bob, "session", BOB_SESSION, t0)
+    crm_data::access_token(&mut tx, bob, "session", BOB_SESSION, t0)
         .await
         .unwrap();
-    seed::access_token(&mut tx, bob, "api", "another-live-token", t0)
+    crm_data::access_token(&mut tx, bob, "api", "another-live-token", t0)
         .await
         .unwrap();
-    seed::api_token(&mut tx, bob, BOB_API_TOKEN).await.unwrap();
-    seed::integration(&mut tx, bob, "email_sync").await.unwrap();
-    seed::subscription(&mut tx, bob, "pro", "active")
+    crm_data::api_token(&mut tx, bob, BOB_API_TOKEN)
         .await
         .unwrap();
-    seed::subscription(&mut tx, bob, "old", "canceled")
+    crm_data::integration(&mut tx, bob, "email_sync")
         .await
         .unwrap();
-    let playbook = seed::playbook(&mut tx, account, "Inbound").await.unwrap();
-    seed::playbook_member(&mut tx, playbook, bob, t0)
+    crm_data::subscription(&mut tx, bob, "pro", "active")
+        .await
+        .unwrap();
+    crm_data::subscription(&mut tx, bob, "old", "canceled")
+        .await
+        .unwrap();
+    let playbook = crm_data::playbook(&mut tx, account, "Inbound")
+        .await
+        .unwrap();
+    crm_data::playbook_member(&mut tx, playbook, bob, t0)
         .await
         .unwrap();
     for name in ["C1", "C2"] {
-        seed::contact(&mut tx, account, Some(bob), name, t0)
+        crm_data::contact(&mut tx, account, Some(bob), name, t0)
             .await
             .unwrap();
     }
-    seed::task(&mut tx, account, Some(bob), "call", "in_progress", t0)
+    crm_data::task(&mut tx, account, Some(bob), "call", "in_progress", t0)
         .await
         .unwrap();
-    seed::task(&mut tx, account, Some(bob), "done", "completed", t0)
+    crm_data::task(&mut tx, account, Some(bob), "done", "completed", t0)
         .await
         .unwrap();
     for name in ["Deal 1", "Deal 2"] {
-        seed::opportunity(&mut tx, account, bob, name, t0)
+        crm_data::opportunity(&mut tx, account, bob, name, t0)
             .await
             .unwrap();
     }
-    seed::opportunity(&mut tx, account, carol, "Carol's deal", t0)
+    crm_data::opportunity(&mut tx, account, carol, "Carol's deal", t0)
         .await
         .unwrap();
 

@@ -6,7 +6,8 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{Backend, TestEnv, World, seed_world};
-use lifecycle::store::{licenses, seed, users};
+use lifecycle::demo::crm_data;
+use lifecycle::store::{licenses, users};
 use lifecycle_jobs::{
     Actor, CreateUser, DeactivateSalesperson, DeactivateUser, PurchaseMade, UserKind,
 };
@@ -30,9 +31,9 @@ fn create(world: &World, email: &str) -> CreateUser {
 
 async fn seed_user(env: &TestEnv, world: &World, email: &str, status: &str) -> i64 {
     let mut tx = env.tx().await;
-    let id = seed::user(
+    let id = crm_data::user(
         &mut tx,
-        &seed::NewUser {
+        &crm_data::NewUser {
             account_id: world.account,
             role_id: world.agent_role,
             first_name: "Seeded",
@@ -64,8 +65,8 @@ async fn a_blocklist_row_in_another_case_still_blocks(backend: Backend) {
     let world = seed_world(&env, 3).await;
     let bob = seed_user(&env, &world, "Bob@Example.com", "deactivated").await;
     let mut tx = env.tx().await;
-    seed::make_customer(&mut tx, bob).await.unwrap();
-    seed::crm_blocklisted_email(&mut tx, world.account, "Bob@Example.com", env.clock.now())
+    crm_data::make_customer(&mut tx, bob).await.unwrap();
+    crm_data::crm_blocklisted_email(&mut tx, world.account, "Bob@Example.com", env.clock.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -167,9 +168,9 @@ async fn a_crm_row_in_another_non_ascii_case_is_found_after_a_start(backend: Bac
     let mut env = TestEnv::start(backend).await;
     let world = seed_world(&env, 3).await;
     let mut tx = env.tx().await;
-    let joao = seed::crm_user(
+    let joao = crm_data::crm_user(
         &mut tx,
-        &seed::NewUser {
+        &crm_data::NewUser {
             account_id: world.account,
             role_id: world.agent_role,
             first_name: "João",
@@ -182,7 +183,7 @@ async fn a_crm_row_in_another_non_ascii_case_is_found_after_a_start(backend: Bac
     )
     .await
     .unwrap();
-    seed::crm_blocklisted_email(&mut tx, world.account, "ÉLODIE@x.fr", env.clock.now())
+    crm_data::crm_blocklisted_email(&mut tx, world.account, "ÉLODIE@x.fr", env.clock.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -217,7 +218,7 @@ fn cycle_end() -> DateTime<Utc> {
 async fn seed_salesperson(env: &TestEnv, world: &World, email: &str) -> (i64, i64) {
     let user = seed_user(env, world, email, "active").await;
     let mut tx = env.tx().await;
-    let license = seed::license(&mut tx, world.account, user, "ES", env.clock.now())
+    let license = crm_data::license(&mut tx, world.account, user, "ES", env.clock.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -399,13 +399,13 @@ async fn check_token(port: u16, token: &str) -> serde_json::Value {
 /// One HTTP call deactivates a user; the user's session token, valid before, is rejected
 /// by the token check right after.
 async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend) {
-    use lifecycle::store::seed::{self, NewUser};
+    use lifecycle::demo::crm_data::{self, NewUser};
     let mut env = start(backend).await;
     let server = serve(&env).await;
     let now = env.clock.now();
     let mut tx = env.tx().await;
     let account = common::utc_account(&mut tx, "Acme", now).await;
-    let role = seed::role(&mut tx, account, "Admin", 100, true)
+    let role = crm_data::role(&mut tx, account, "Admin", 100, true)
         .await
         .unwrap();
     let person = |email: &'static str| NewUser {
@@ -417,13 +417,13 @@ async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend)
         country: "FR",
         status: "active",
     };
-    let admin = seed::user(&mut tx, &person("admin@acme.test"), now)
+    let admin = crm_data::user(&mut tx, &person("admin@acme.test"), now)
         .await
         .unwrap();
-    let ana = seed::user(&mut tx, &person("ana@acme.test"), now)
+    let ana = crm_data::user(&mut tx, &person("ana@acme.test"), now)
         .await
         .unwrap();
-    seed::access_token(&mut tx, ana, "session", "ana-session-token", now)
+    crm_data::access_token(&mut tx, ana, "session", "ana-session-token", now)
         .await
         .unwrap();
     tx.commit().await.unwrap();

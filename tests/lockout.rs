@@ -9,8 +9,9 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{Backend, TestEnv, World, seed_world};
+use lifecycle::demo::crm_data;
 use lifecycle::store::users::UserRow;
-use lifecycle::store::{audit, emails, seed, users};
+use lifecycle::store::{audit, emails, users};
 use lifecycle_jobs::{ActivitySource, Actor, RecordActivity, RecordLogin, UnlockUser, UnlockVia};
 
 fn failure(world: &World, user_id: i64) -> RecordLogin {
@@ -109,7 +110,7 @@ async fn seed_lock(
     last_activity_at: DateTime<Utc>,
 ) {
     let mut tx = env.tx().await;
-    seed::locked(&mut tx, user_id, reason, failed_logins, last_activity_at)
+    crm_data::locked(&mut tx, user_id, reason, failed_logins, last_activity_at)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -226,7 +227,7 @@ async fn the_account_limit_wins_over_the_default(backend: Backend) {
     let world = seed_world(&env, 2).await;
     let lee = common::seed_agent(&env, &world, "Lee", "en").await;
     let mut tx = env.tx().await;
-    seed::failed_login_limit(&mut tx, world.account, 2)
+    crm_data::failed_login_limit(&mut tx, world.account, 2)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -8,8 +8,9 @@ mod common;
 use chrono::Duration;
 use common::smtp_sink::ReceivedMessage;
 use common::{Backend, TestEnv, World, seed_world};
+use lifecycle::demo::crm_data;
 use lifecycle::domain::credentials::verify_password;
-use lifecycle::store::{audit, emails, ledger, seed, teams, users};
+use lifecycle::store::{audit, emails, ledger, teams, users};
 use lifecycle_jobs::{Actor, ConfirmUser, CreateUser, RecordLogin, UserKind, sha256_hex};
 
 fn create(world: &World, first_name: &str, email: &str, language: &str) -> CreateUser {
@@ -267,10 +268,10 @@ async fn permissions_are_copied_and_simulator_only_kept(backend: Backend) {
     let world = seed_world(&env, 2).await;
     let model = common::seed_agent(&env, &world, "Model", "en").await;
     let mut tx = env.tx().await;
-    seed::permission_override(&mut tx, model, "offers.create", true)
+    crm_data::permission_override(&mut tx, model, "offers.create", true)
         .await
         .unwrap();
-    seed::permission_override(&mut tx, model, "reports.view", false)
+    crm_data::permission_override(&mut tx, model, "reports.view", false)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -307,16 +308,18 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
     let mut tx = env.tx().await;
     let eve = common::admin_of_another_account(&mut tx, now).await;
     let other = users::find(&mut tx, eve).await.unwrap().unwrap().account_id;
-    let other_role = seed::role(&mut tx, other, "Agent", 10, false)
+    let other_role = crm_data::role(&mut tx, other, "Agent", 10, false)
         .await
         .unwrap();
-    let other_team = seed::team(&mut tx, other, "South", eve, now).await.unwrap();
-    let clerk_role = seed::role(&mut tx, world.account, "Clerk", 5, false)
+    let other_team = crm_data::team(&mut tx, other, "South", eve, now)
         .await
         .unwrap();
-    let clerk = seed::user(
+    let clerk_role = crm_data::role(&mut tx, world.account, "Clerk", 5, false)
+        .await
+        .unwrap();
+    let clerk = crm_data::user(
         &mut tx,
-        &seed::NewUser {
+        &crm_data::NewUser {
             account_id: world.account,
             role_id: clerk_role,
             first_name: "Carl",
@@ -329,7 +332,7 @@ async fn refused_creations_change_nothing_and_say_why(backend: Backend) {
     )
     .await
     .unwrap();
-    let owner_role = seed::role(&mut tx, world.account, "Owner", 500, true)
+    let owner_role = crm_data::role(&mut tx, world.account, "Owner", 500, true)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestEnv};
+use lifecycle::demo::crm_data::{self, NewUser};
 use lifecycle::queue::EnqueueRequest;
-use lifecycle::store::seed::{self, NewUser};
 use lifecycle_jobs::{Job, Noop, ReleaseLicense};
 
 /// A license whose release is not due yet: ReleaseLicense fails transiently on it.
@@ -16,8 +16,10 @@ async fn license_not_yet_due(env: &TestEnv) -> (i64, i64) {
     let now = env.clock.now();
     let mut tx = env.tx().await;
     let account = common::utc_account(&mut tx, "Acme", now).await;
-    let role = seed::role(&mut tx, account, "Rep", 1, false).await.unwrap();
-    let user = seed::user(
+    let role = crm_data::role(&mut tx, account, "Rep", 1, false)
+        .await
+        .unwrap();
+    let user = crm_data::user(
         &mut tx,
         &NewUser {
             account_id: account,
@@ -32,8 +34,10 @@ async fn license_not_yet_due(env: &TestEnv) -> (i64, i64) {
     )
     .await
     .unwrap();
-    seed::license_pool(&mut tx, account, "ES", 1).await.unwrap();
-    let license = seed::license(&mut tx, account, user, "ES", now)
+    crm_data::license_pool(&mut tx, account, "ES", 1)
+        .await
+        .unwrap();
+    let license = crm_data::license(&mut tx, account, user, "ES", now)
         .await
         .unwrap();
     lifecycle::store::licenses::start_releasing(&mut tx, license, now + chrono::Duration::days(30))

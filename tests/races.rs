@@ -11,10 +11,11 @@ mod common;
 
 use chrono::Duration;
 use common::{Backend, TestEnv, World, request, seed_agent, seed_world};
+use lifecycle::demo::crm_data;
 use lifecycle::domain::guards::LAST_LICENSE_WITH_PHONES;
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::ledger::JobRecord;
-use lifecycle::store::{licenses, seed, users};
+use lifecycle::store::{licenses, users};
 use lifecycle_jobs::{
     ActivateSalesperson, Actor, DeactivateSalesperson, DeactivateUser, ReactivateUser,
     ReassignRecords, ReleaseLicense,
@@ -116,11 +117,11 @@ async fn racing_removals_of_the_last_two_licenses_with_phones_leave_one(backend:
             let mut tx = env.tx().await;
             let now = env.clock.now();
             for user in [one, two] {
-                seed::license(&mut tx, world.account, user, "ES", now)
+                crm_data::license(&mut tx, world.account, user, "ES", now)
                     .await
                     .unwrap();
             }
-            seed::phone_number(&mut tx, world.account, "ES", "+34 910 000 001", true)
+            crm_data::phone_number(&mut tx, world.account, "ES", "+34 910 000 001", true)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -252,9 +253,9 @@ async fn a_reclaim_racing_the_release_tells_the_truth(backend: Backend) {
         let mut tx = env.tx().await;
         for n in 0..USERS {
             let email = format!("r{round}x{n}@acme.test");
-            let user = seed::user(
+            let user = crm_data::user(
                 &mut tx,
-                &seed::NewUser {
+                &crm_data::NewUser {
                     account_id: world.account,
                     role_id: world.agent_role,
                     first_name: "Gone",
@@ -267,7 +268,7 @@ async fn a_reclaim_racing_the_release_tells_the_truth(backend: Backend) {
             )
             .await
             .unwrap();
-            let license = seed::license(&mut tx, world.account, user, "ES", env.clock.now())
+            let license = crm_data::license(&mut tx, world.account, user, "ES", env.clock.now())
                 .await
                 .unwrap();
             assert!(
@@ -362,13 +363,13 @@ async fn records_handed_to_a_user_being_deactivated_never_stay_with_them(backend
             let receiver = seed_agent(&env, &world, &format!("T{round}x{n}"), "en").await;
             let mut tx = env.tx().await;
             let now = env.clock.now();
-            seed::opportunity(&mut tx, world.account, giver, "Deal", now)
+            crm_data::opportunity(&mut tx, world.account, giver, "Deal", now)
                 .await
                 .unwrap();
-            seed::contact(&mut tx, world.account, Some(giver), "Client", now)
+            crm_data::contact(&mut tx, world.account, Some(giver), "Client", now)
                 .await
                 .unwrap();
-            seed::task(&mut tx, world.account, Some(giver), "Call", "created", now)
+            crm_data::task(&mut tx, world.account, Some(giver), "Call", "created", now)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

@@ -247,7 +247,7 @@ async fn a_caller_key_equal_to_a_release_key_does_not_keep_the_license(backend: 
     let now = env.clock.now();
     let agent = common::seed_agent(&env, &world, "Sara", "es").await;
     let mut tx = env.tx().await;
-    let license = lifecycle::store::seed::license(&mut tx, world.account, agent, "ES", now)
+    let license = lifecycle::demo::crm_data::license(&mut tx, world.account, agent, "ES", now)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -3,8 +3,8 @@
 
 use lifecycle_jobs::sha256_hex;
 
-use super::audit::AuditStamp;
-use super::{StoreError, Tx, execute, fetch_optional};
+use super::audit::{AuditStamp, record_changed};
+use super::{StoreError, Tx, execute, fetch_all, fetch_optional};
 use crate::domain::credentials::new_secret;
 
 /// Revokes every live session and access token of the user at once. Returns how many.
@@ -13,23 +13,15 @@ pub async fn revoke_all_tokens(
     stamp: &AuditStamp,
     user_id: i64,
 ) -> Result<u64, StoreError> {
-    execute!(
+    let revoked = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'access_token', t.id, 'revoked', '{\"kind\":\"' || t.kind || '\"}', $4
-           FROM access_tokens t WHERE t.user_id = $5 AND t.revoked_at IS NULL",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
+        (i64, String),
+        "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL
+         RETURNING id, '{\"kind\":\"' || kind || '\"}'",
         stamp.at,
         user_id
     )?;
-    execute!(
-        tx,
-        "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        stamp.at,
-        user_id
-    )
+    record_changed(tx, stamp, "access_token", "revoked", &revoked).await
 }
 
 /// Replaces the user's API token with a new random secret nobody is told: the old one
@@ -56,23 +48,15 @@ pub async fn disable_integrations(
     stamp: &AuditStamp,
     user_id: i64,
 ) -> Result<u64, StoreError> {
-    execute!(
+    let disabled = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'integration', i.id, 'disabled', '{\"kind\":\"' || i.kind || '\"}', $4
-           FROM integrations i WHERE i.user_id = $5 AND (i.enabled = TRUE OR i.sync_frozen = FALSE)",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
-        stamp.at,
+        (i64, String),
+        "UPDATE integrations SET enabled = FALSE, sync_frozen = TRUE
+          WHERE user_id = $1 AND (enabled = TRUE OR sync_frozen = FALSE)
+          RETURNING id, '{\"kind\":\"' || kind || '\"}'",
         user_id
     )?;
-    execute!(
-        tx,
-        "UPDATE integrations SET enabled = FALSE, sync_frozen = TRUE
-          WHERE user_id = $1 AND (enabled = TRUE OR sync_frozen = FALSE)",
-        user_id
-    )
+    record_changed(tx, stamp, "integration", "disabled", &disabled).await
 }
 
 /// Cancels the user's active subscriptions. Returns how many.
@@ -81,24 +65,16 @@ pub async fn cancel_subscriptions(
     stamp: &AuditStamp,
     user_id: i64,
 ) -> Result<u64, StoreError> {
-    execute!(
+    let canceled = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'subscription', s.id, 'canceled', '{\"plan\":\"' || s.plan || '\"}', $4
-           FROM subscriptions s WHERE s.user_id = $5 AND s.state = 'active'",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
+        (i64, String),
+        "UPDATE subscriptions SET state = 'canceled', canceled_at = $1
+          WHERE user_id = $2 AND state = 'active'
+          RETURNING id, '{\"plan\":\"' || plan || '\"}'",
         stamp.at,
         user_id
     )?;
-    execute!(
-        tx,
-        "UPDATE subscriptions SET state = 'canceled', canceled_at = $1
-          WHERE user_id = $2 AND state = 'active'",
-        stamp.at,
-        user_id
-    )
+    record_changed(tx, stamp, "subscription", "canceled", &canceled).await
 }
 
 /// The check other services call on every request: the user a presented token (session,

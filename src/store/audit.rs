@@ -38,6 +38,55 @@ pub async fn record(
     Ok(())
 }
 
+/// Audits each row a set-based change returned, as `(id, detail)`, in the order given.
+/// The change says which rows it touched (`UPDATE .. RETURNING`), so the rows audited are
+/// the rows changed, with the predicate written once. Returns how many.
+pub async fn record_changed(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    entity: &str,
+    action: &str,
+    changed: &[(i64, String)],
+) -> Result<u64, StoreError> {
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    match tx {
+        // One statement whatever the count: a salesperson may hold thousands of contacts.
+        Tx::Postgres(tx) => {
+            let (ids, details): (Vec<i64>, Vec<&str>) = changed
+                .iter()
+                .map(|(id, detail)| (*id, detail.as_str()))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action,
+                                        detail, at)
+                 SELECT $1, $2, $3, $4, changed.id, $5, changed.detail, $6
+                   FROM UNNEST($7::int8[], $8::text[]) WITH ORDINALITY
+                        AS changed (id, detail, position)
+                  ORDER BY changed.position",
+            )
+            .bind(stamp.account_id)
+            .bind(stamp.actor.as_str())
+            .bind(stamp.job_id)
+            .bind(entity)
+            .bind(action)
+            .bind(stamp.at)
+            .bind(ids)
+            .bind(details)
+            .execute(&mut **tx)
+            .await?;
+        }
+        // In process: a statement per row costs no round trip.
+        Tx::Sqlite(_) => {
+            for (id, detail) in changed {
+                record(tx, stamp, entity, *id, action, detail).await?;
+            }
+        }
+    }
+    Ok(changed.len() as u64)
+}
+
 /// Rows of the audit log, oldest first, for tests, the CLI and the demo.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {

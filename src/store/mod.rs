@@ -14,7 +14,6 @@ pub mod ledger;
 pub mod licenses;
 pub mod outbox;
 pub mod records;
-pub mod seed;
 pub mod teams;
 pub mod users;
 pub mod workers;

@@ -1,11 +1,18 @@
 //! A salesperson's records: playbook memberships, contacts and tasks. Every change is
-//! set-based and writes its audit rows in the same statement batch.
+//! set-based: one UPDATE says which rows it changed, and exactly those are audited.
 
-use super::audit::AuditStamp;
-use super::{StoreError, Tx, execute};
+use super::audit::{AuditStamp, record_changed};
+use super::{StoreError, Tx, fetch_all};
 
 /// Why open tasks of a deactivated salesperson became transferable.
 pub const TRANSFER_REASON_DEACTIVATED: &str = "User deactivated";
+
+/// The ids a change returned, each with the one detail the change audits for all of them.
+fn with_detail(ids: Vec<(i64,)>, detail: &str) -> Vec<(i64, String)> {
+    ids.into_iter()
+        .map(|(id,)| (id, detail.to_string()))
+        .collect()
+}
 
 /// Closes every current playbook membership of the user. Returns how many.
 pub async fn leave_all_playbooks(
@@ -13,25 +20,15 @@ pub async fn leave_all_playbooks(
     stamp: &AuditStamp,
     user_id: i64,
 ) -> Result<u64, StoreError> {
-    execute!(
+    let removed = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'playbook_membership', m.id, 'removed',
-                '{\"playbook_id\":' || m.playbook_id || ',\"user_id\":' || m.user_id || '}', $4
-           FROM playbook_memberships m
-          WHERE m.user_id = $5 AND m.removed_at IS NULL",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
+        (i64, String),
+        "UPDATE playbook_memberships SET removed_at = $1 WHERE user_id = $2 AND removed_at IS NULL
+         RETURNING id, '{\"playbook_id\":' || playbook_id || ',\"user_id\":' || user_id || '}'",
         stamp.at,
         user_id
     )?;
-    execute!(
-        tx,
-        "UPDATE playbook_memberships SET removed_at = $1 WHERE user_id = $2 AND removed_at IS NULL",
-        stamp.at,
-        user_id
-    )
+    record_changed(tx, stamp, "playbook_membership", "removed", &removed).await
 }
 
 /// Moves the user's contacts to `to` (`None`: unassigned). Returns how many.
@@ -47,26 +44,16 @@ pub async fn reassign_contacts(
         "unassigned"
     };
     let detail = serde_json::json!({ "from_user": from, "to_user": to }).to_string();
-    execute!(
+    let moved = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'contact', c.id, $4, $5, $6
-           FROM contacts c WHERE c.assignee_id = $7 AND c.account_id = $1",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
-        action,
-        detail.as_str(),
-        stamp.at,
-        from
-    )?;
-    execute!(
-        tx,
-        "UPDATE contacts SET assignee_id = $1 WHERE assignee_id = $2 AND account_id = $3",
+        (i64,),
+        "UPDATE contacts SET assignee_id = $1 WHERE assignee_id = $2 AND account_id = $3
+         RETURNING id",
         to,
         from,
         stamp.account_id
-    )
+    )?;
+    record_changed(tx, stamp, "contact", action, &with_detail(moved, &detail)).await
 }
 
 /// Unassigns the user's `created` and `in_progress` tasks and marks them transferable with
@@ -78,27 +65,18 @@ pub async fn release_open_tasks(
     reason: &str,
 ) -> Result<u64, StoreError> {
     let detail = serde_json::json!({ "from_user": user_id, "transfer_reason": reason }).to_string();
-    execute!(
+    let released = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'task', t.id, 'made_transferable', $4, $5
-           FROM tasks t
-          WHERE t.assignee_id = $6 AND t.account_id = $1 AND t.state IN ('created', 'in_progress')",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
-        detail.as_str(),
-        stamp.at,
-        user_id
-    )?;
-    execute!(
-        tx,
+        (i64,),
         "UPDATE tasks SET assignee_id = NULL, transferable = TRUE, transfer_reason = $1
-          WHERE assignee_id = $2 AND account_id = $3 AND state IN ('created', 'in_progress')",
+          WHERE assignee_id = $2 AND account_id = $3 AND state IN ('created', 'in_progress')
+          RETURNING id",
         reason,
         user_id,
         stamp.account_id
-    )
+    )?;
+    let released = with_detail(released, &detail);
+    record_changed(tx, stamp, "task", "made_transferable", &released).await
 }
 
 /// What a user holds, counted: for the demo's before/after table and for operators.
@@ -141,25 +119,23 @@ pub async fn reassign_opportunities(
     to: i64,
 ) -> Result<u64, StoreError> {
     let detail = serde_json::json!({ "from_user": from, "to_user": to }).to_string();
-    execute!(
+    let moved = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'opportunity', o.id, 'reassigned', $4, $5
-           FROM opportunities o WHERE o.owner_id = $6 AND o.account_id = $1",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
-        detail.as_str(),
-        stamp.at,
-        from
-    )?;
-    execute!(
-        tx,
-        "UPDATE opportunities SET owner_id = $1 WHERE owner_id = $2 AND account_id = $3",
+        (i64,),
+        "UPDATE opportunities SET owner_id = $1 WHERE owner_id = $2 AND account_id = $3
+         RETURNING id",
         to,
         from,
         stamp.account_id
+    )?;
+    record_changed(
+        tx,
+        stamp,
+        "opportunity",
+        "reassigned",
+        &with_detail(moved, &detail),
     )
+    .await
 }
 
 /// Moves the user's `created` and `in_progress` tasks to `to`; completed ones stay.
@@ -170,27 +146,24 @@ pub async fn reassign_open_tasks(
     to: i64,
 ) -> Result<u64, StoreError> {
     let detail = serde_json::json!({ "from_user": from, "to_user": to }).to_string();
-    execute!(
+    let moved = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'task', t.id, 'reassigned', $4, $5
-           FROM tasks t
-          WHERE t.assignee_id = $6 AND t.account_id = $1 AND t.state IN ('created', 'in_progress')",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
-        detail.as_str(),
-        stamp.at,
-        from
-    )?;
-    execute!(
-        tx,
+        (i64,),
         "UPDATE tasks SET assignee_id = $1
-          WHERE assignee_id = $2 AND account_id = $3 AND state IN ('created', 'in_progress')",
+          WHERE assignee_id = $2 AND account_id = $3 AND state IN ('created', 'in_progress')
+          RETURNING id",
         to,
         from,
         stamp.account_id
+    )?;
+    record_changed(
+        tx,
+        stamp,
+        "task",
+        "reassigned",
+        &with_detail(moved, &detail),
     )
+    .await
 }
 
 pub async fn count_opportunities(tx: &mut Tx, owner_id: i64) -> Result<i64, StoreError> {

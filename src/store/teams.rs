@@ -1,6 +1,6 @@
 //! Teams, their leaders and memberships.
 
-use super::audit::AuditStamp;
+use super::audit::{AuditStamp, record_changed};
 use super::{StoreError, Tx, execute, fetch_all, fetch_optional};
 
 /// Names of the teams `user_id` leads (G2 names them).
@@ -47,24 +47,15 @@ pub async fn leave_all_teams(
     stamp: &AuditStamp,
     user_id: i64,
 ) -> Result<u64, StoreError> {
-    execute!(
+    let left = fetch_all!(
         tx,
-        "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         SELECT $1, $2, $3, 'team_membership', m.id, 'left',
-                '{\"team_id\":' || m.team_id || ',\"user_id\":' || m.user_id || '}', $4
-           FROM team_memberships m WHERE m.user_id = $5 AND m.left_at IS NULL",
-        stamp.account_id,
-        stamp.actor.as_str(),
-        stamp.job_id,
+        (i64, String),
+        "UPDATE team_memberships SET left_at = $1 WHERE user_id = $2 AND left_at IS NULL
+         RETURNING id, '{\"team_id\":' || team_id || ',\"user_id\":' || user_id || '}'",
         stamp.at,
         user_id
     )?;
-    execute!(
-        tx,
-        "UPDATE team_memberships SET left_at = $1 WHERE user_id = $2 AND left_at IS NULL",
-        stamp.at,
-        user_id
-    )
+    record_changed(tx, stamp, "team_membership", "left", &left).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -90,13 +81,7 @@ pub async fn join(
     team_id: i64,
     user_id: i64,
 ) -> Result<(), StoreError> {
-    execute!(
-        tx,
-        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
-        team_id,
-        user_id,
-        stamp.at
-    )?;
+    add_member(tx, team_id, user_id, stamp.at).await?;
     let detail = serde_json::json!({ "team_id": team_id });
     super::audit::record(
         tx,
@@ -107,4 +92,22 @@ pub async fn join(
         &detail.to_string(),
     )
     .await
+}
+
+/// The membership row alone: [`join`] audits it as the job's change, and the CRM's rows
+/// (`demo::crm_data`) insert it unaudited, as the CRM does.
+pub async fn add_member(
+    tx: &mut Tx,
+    team_id: i64,
+    user_id: i64,
+    joined_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
+        team_id,
+        user_id,
+        joined_at
+    )?;
+    Ok(())
 }

@@ -70,19 +70,19 @@ pub struct World {
 }
 
 pub async fn seed_world(env: &TestEnv, seats_in_spain: i32) -> World {
-    use lifecycle::store::seed;
+    use lifecycle::demo::crm_data;
     let now = env.clock.now();
     let mut tx = env.tx().await;
     let account = utc_account(&mut tx, "Acme Ventas", now).await;
-    let admin_role = seed::role(&mut tx, account, "Admin", 100, true)
+    let admin_role = crm_data::role(&mut tx, account, "Admin", 100, true)
         .await
         .unwrap();
-    let agent_role = seed::role(&mut tx, account, "Agent", 10, false)
+    let agent_role = crm_data::role(&mut tx, account, "Agent", 10, false)
         .await
         .unwrap();
-    let admin = seed::user(
+    let admin = crm_data::user(
         &mut tx,
-        &seed::NewUser {
+        &crm_data::NewUser {
             account_id: account,
             role_id: admin_role,
             first_name: "Ada",
@@ -95,10 +95,10 @@ pub async fn seed_world(env: &TestEnv, seats_in_spain: i32) -> World {
     )
     .await
     .unwrap();
-    let team = seed::team(&mut tx, account, "North", admin, now)
+    let team = crm_data::team(&mut tx, account, "North", admin, now)
         .await
         .unwrap();
-    seed::license_pool(&mut tx, account, "ES", seats_in_spain)
+    crm_data::license_pool(&mut tx, account, "ES", seats_in_spain)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -113,12 +113,12 @@ pub async fn seed_world(env: &TestEnv, seats_in_spain: i32) -> World {
 
 /// An active agent of the world's account, speaking `language`.
 pub async fn seed_agent(env: &TestEnv, world: &World, first_name: &str, language: &str) -> i64 {
-    use lifecycle::store::seed;
+    use lifecycle::demo::crm_data;
     let mut tx = env.tx().await;
     let email = format!("{}@acme.test", first_name.to_lowercase());
-    let user = seed::user(
+    let user = crm_data::user(
         &mut tx,
-        &seed::NewUser {
+        &crm_data::NewUser {
             account_id: world.account,
             role_id: world.agent_role,
             first_name,
@@ -131,7 +131,9 @@ pub async fn seed_agent(env: &TestEnv, world: &World, first_name: &str, language
     )
     .await
     .unwrap();
-    seed::user_language(&mut tx, user, language).await.unwrap();
+    crm_data::user_language(&mut tx, user, language)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     user
 }
@@ -181,9 +183,9 @@ pub fn noop_requests(count: usize) -> Vec<EnqueueRequest> {
 
 /// An account in UTC, billed on the 1st, contacts unassigned on deactivation.
 pub async fn utc_account(tx: &mut Tx, name: &str, now: DateTime<Utc>) -> i64 {
-    lifecycle::store::seed::account(
+    lifecycle::demo::crm_data::account(
         tx,
-        &lifecycle::store::seed::NewAccount {
+        &lifecycle::demo::crm_data::NewAccount {
             name,
             time_zone: "UTC",
             billing_anchor_day: 1,
@@ -197,14 +199,14 @@ pub async fn utc_account(tx: &mut Tx, name: &str, now: DateTime<Utc>) -> i64 {
 
 /// Eve, the active admin of a second account: the actor of cross-tenant attempts.
 pub async fn admin_of_another_account(tx: &mut Tx, now: DateTime<Utc>) -> i64 {
-    use lifecycle::store::seed;
+    use lifecycle::demo::crm_data;
     let account = utc_account(tx, "Other", now).await;
-    let role = seed::role(tx, account, "Admin", 100, true)
+    let role = crm_data::role(tx, account, "Admin", 100, true)
         .await
         .expect("seed role");
-    seed::user(
+    crm_data::user(
         tx,
-        &seed::NewUser {
+        &crm_data::NewUser {
             account_id: account,
             role_id: role,
             first_name: "Eve",
@@ -478,7 +480,7 @@ impl TestEnv {
     /// Waits (with the worker running) until the job is done or dead.
     pub async fn wait_for(&mut self, job_id: Uuid) -> JobRecord {
         self.start_worker();
-        lifecycle::demo::wait_until_finished(&self.app, job_id, Duration::from_secs(60))
+        lifecycle::demo::waiter::wait_until_finished(&self.app, job_id, Duration::from_secs(60))
             .await
             .expect("the job finishes")
     }

@@ -1,20 +1,26 @@
 //! `lifecycle demo`: a demo account on whatever backends are configured (the embedded
 //! default needs no server), one salesperson deactivated through the queue, and what
 //! changed.
+//!
+//! The CRM's own rows the demo (and the tests and benches) start from are in `crm_data`:
+//! the service never writes them in production. `waiter` waits for a job to finish.
+
+pub mod crm_data;
+pub mod waiter;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lifecycle_jobs::{Actor, DeactivateSalesperson};
-use uuid::Uuid;
 
 use crate::App;
 use crate::queue::worker::{self, WorkerRunError};
 use crate::queue::{EnqueueRequest, QueueError};
-use crate::store::ledger::{self, JobRecord};
+use crate::store::ledger::JobRecord;
 use crate::store::records::{self, Footprint};
-use crate::store::seed::{self, NewAccount, NewUser};
 use crate::store::{StoreError, Tx};
+use crm_data::{NewAccount, NewUser};
+use waiter::wait_until_finished;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -53,7 +59,7 @@ pub async fn seed_account(
     tx: &mut Tx,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<DemoAccount, StoreError> {
-    let account_id = seed::account(
+    let account_id = crm_data::account(
         tx,
         &NewAccount {
             name: "Acme Iberia (demo)",
@@ -64,9 +70,9 @@ pub async fn seed_account(
         now,
     )
     .await?;
-    let admin_role = seed::role(tx, account_id, "Administrator", 100, true).await?;
-    let manager_role = seed::role(tx, account_id, "Sales manager", 50, true).await?;
-    let rep_role = seed::role(tx, account_id, "Sales representative", 10, false).await?;
+    let admin_role = crm_data::role(tx, account_id, "Administrator", 100, true).await?;
+    let manager_role = crm_data::role(tx, account_id, "Sales manager", 50, true).await?;
+    let rep_role = crm_data::role(tx, account_id, "Sales representative", 10, false).await?;
     let person = |role_id, first_name, last_name, email, country| NewUser {
         account_id,
         role_id,
@@ -76,64 +82,64 @@ pub async fn seed_account(
         country,
         status: "active",
     };
-    let admin_id = seed::user(
+    let admin_id = crm_data::user(
         tx,
         &person(admin_role, "Alex", "Admin", "alex@acme.example", "ES"),
         now,
     )
     .await?;
-    let north_lead = seed::user(
+    let north_lead = crm_data::user(
         tx,
         &person(manager_role, "Nora", "North", "nora@acme.example", "ES"),
         now,
     )
     .await?;
-    let south_lead = seed::user(
+    let south_lead = crm_data::user(
         tx,
         &person(manager_role, "Sam", "South", "sam@acme.example", "PT"),
         now,
     )
     .await?;
-    let salesperson_id = seed::user(
+    let salesperson_id = crm_data::user(
         tx,
         &person(rep_role, "Ana", "Garcia", "ana@acme.example", "ES"),
         now,
     )
     .await?;
-    let colleague = seed::user(
+    let colleague = crm_data::user(
         tx,
         &person(rep_role, "Luis", "Lopez", "luis@acme.example", "ES"),
         now,
     )
     .await?;
 
-    let north = seed::team(tx, account_id, "North", north_lead, now).await?;
-    let south = seed::team(tx, account_id, "South", south_lead, now).await?;
-    seed::team_member(tx, north, salesperson_id, now).await?;
-    seed::team_member(tx, south, colleague, now).await?;
+    let north = crm_data::team(tx, account_id, "North", north_lead, now).await?;
+    let south = crm_data::team(tx, account_id, "South", south_lead, now).await?;
+    crm_data::team_member(tx, north, salesperson_id, now).await?;
+    crm_data::team_member(tx, south, colleague, now).await?;
 
-    seed::license_pool(tx, account_id, "ES", 3).await?;
-    seed::license_pool(tx, account_id, "PT", 2).await?;
-    seed::license(tx, account_id, salesperson_id, "ES", now).await?;
-    seed::license(tx, account_id, colleague, "ES", now).await?;
-    seed::license(tx, account_id, south_lead, "PT", now).await?;
-    seed::phone_number(tx, account_id, "ES", "+34 910 000 000", true).await?;
+    crm_data::license_pool(tx, account_id, "ES", 3).await?;
+    crm_data::license_pool(tx, account_id, "PT", 2).await?;
+    crm_data::license(tx, account_id, salesperson_id, "ES", now).await?;
+    crm_data::license(tx, account_id, colleague, "ES", now).await?;
+    crm_data::license(tx, account_id, south_lead, "PT", now).await?;
+    crm_data::phone_number(tx, account_id, "ES", "+34 910 000 000", true).await?;
 
     for name in ["Inbound leads", "Renewals"] {
-        let playbook = seed::playbook(tx, account_id, name).await?;
-        seed::playbook_member(tx, playbook, salesperson_id, now).await?;
+        let playbook = crm_data::playbook(tx, account_id, name).await?;
+        crm_data::playbook_member(tx, playbook, salesperson_id, now).await?;
     }
     for name in ["Iberdrola", "Mercadona", "Telefonica"] {
-        seed::contact(tx, account_id, Some(salesperson_id), name, now).await?;
+        crm_data::contact(tx, account_id, Some(salesperson_id), name, now).await?;
     }
     for (title, state) in [
         ("Call back Mercadona", "created"),
         ("Send proposal to Iberdrola", "in_progress"),
         ("Onboard Telefonica", "completed"),
     ] {
-        seed::task(tx, account_id, Some(salesperson_id), title, state, now).await?;
+        crm_data::task(tx, account_id, Some(salesperson_id), title, state, now).await?;
     }
-    seed::opportunity(tx, account_id, salesperson_id, "Mercadona expansion", now).await?;
+    crm_data::opportunity(tx, account_id, salesperson_id, "Mercadona expansion", now).await?;
     Ok(DemoAccount {
         account_id,
         admin_id,
@@ -188,26 +194,6 @@ pub async fn run(app: Arc<App>) -> Result<DemoReport, DemoError> {
         after,
         audit_rows,
     })
-}
-
-/// Polls the ledger until the job is `done` or `dead`.
-pub async fn wait_until_finished(
-    app: &App,
-    job_id: Uuid,
-    timeout: Duration,
-) -> Result<JobRecord, DemoError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(record) = ledger::get(&app.store, job_id).await?
-            && (record.state == ledger::state::DONE || record.state == ledger::state::DEAD)
-        {
-            return Ok(record);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(DemoError::Timeout(timeout));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 impl DemoReport {

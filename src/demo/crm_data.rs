@@ -1,9 +1,12 @@
-//! Inserting accounts, users and their records: for the demo, for tests, and for
-//! operators loading fixtures. Each function inserts one row and returns its id.
+//! The CRM's own rows: accounts, roles, users, teams, licenses and the records a salesperson
+//! holds, inserted as the CRM (which shares the database) would have them. The service never
+//! writes these in production; the demo, the tests and the benches start from them. Each
+//! function inserts one row and returns its id. Where the service has an insert of its own
+//! for the same row, the fixture calls it, so fixtures and production cannot drift apart.
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, Tx, execute, fetch_scalar};
+use crate::store::{StoreError, Tx, execute, fetch_scalar, licenses, teams};
 
 #[derive(Clone, Debug)]
 pub struct NewAccount<'a> {
@@ -144,15 +147,7 @@ pub async fn license(
     country: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    fetch_scalar!(
-        tx,
-        "INSERT INTO salesperson_licenses (account_id, user_id, country, state, created_at)
-         VALUES ($1, $2, $3, 'active', $4) RETURNING id",
-        account_id,
-        user_id,
-        country,
-        now
-    )
+    licenses::insert_active(tx, account_id, user_id, country, now).await
 }
 
 pub async fn team(
@@ -178,14 +173,7 @@ pub async fn team_member(
     user_id: i64,
     joined_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    execute!(
-        tx,
-        "INSERT INTO team_memberships (team_id, user_id, joined_at) VALUES ($1, $2, $3)",
-        team_id,
-        user_id,
-        joined_at
-    )?;
-    Ok(())
+    teams::add_member(tx, team_id, user_id, joined_at).await
 }
 
 pub async fn playbook(tx: &mut Tx, account_id: i64, name: &str) -> Result<i64, StoreError> {

@@ -1,0 +1,127 @@
+//! Taking jobs to run, and giving back claims that never started: the workers' fetch.
+
+use uuid::Uuid;
+
+use super::{ClaimedJob, placeholders};
+use crate::store::{Dialect, Store, StoreError, execute, fetch_all};
+
+/// Claims up to `limit` due jobs for `worker`, oldest due first, counting the attempt.
+/// This is the embedded queue's fetch; on PostgreSQL concurrent workers skip each other's
+/// rows. SQLite is told to walk the partial index `jobs_due`: left to itself it picks the
+/// (state, kind) index and sorts every queued row on each claim, which made a 100,000-job
+/// backlog drain slowly until it had shrunk.
+pub async fn claim_due(
+    store: &Store,
+    worker: &str,
+    limit: i64,
+    now_ms: i64,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    let mut tx = store.begin().await?;
+    let claimed = match tx.dialect() {
+        Dialect::Postgres => fetch_all!(
+            &mut tx,
+            ClaimedJob,
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                             attempts = attempts + 1
+              WHERE id IN (SELECT id FROM jobs
+                            WHERE state = 'queued' AND run_at_ms <= $2
+                            ORDER BY run_at_ms, id LIMIT $3
+                            FOR UPDATE SKIP LOCKED)
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
+            worker,
+            now_ms,
+            limit
+        )?,
+        Dialect::Sqlite => fetch_all!(
+            &mut tx,
+            ClaimedJob,
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                             attempts = attempts + 1
+              WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due
+                            WHERE state = 'queued' AND run_at_ms <= $2
+                            ORDER BY run_at_ms, id LIMIT $3)
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
+            worker,
+            now_ms,
+            limit
+        )?,
+    };
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Claims, for `worker`, the jobs of a batch the transport delivered: those still queued.
+/// A job the transport delivered twice (pushed again by the reconciler), one finished
+/// meanwhile, or one still held by a worker presumed dead (the rescue puts it back first,
+/// recording why its attempt ended) is not returned: the caller drops its delivery, so a job
+/// never runs twice at once. Rows this very claim took (same worker, same `now_ms`) are
+/// returned again: a retry after a commit whose answer was lost gets them back rather than
+/// dropping them.
+pub async fn claim_delivered(
+    store: &Store,
+    worker: &str,
+    ids: &[Uuid],
+    now_ms: i64,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    const SET: &str = "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                         attempts = CASE WHEN state = 'running' AND locked_by = $1
+                                              AND locked_at_ms = $2
+                                         THEN attempts ELSE attempts + 1 END";
+    const CLAIMABLE: &str = "(state = 'queued'
+                 OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))
+          RETURNING id, kind, payload, attempts, max_attempts, created_at_ms";
+    match store {
+        // One statement, committed on its own: no BEGIN and COMMIT round trips, and one
+        // prepared statement whatever the batch size.
+        Store::Postgres(pool) => Ok(sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(format!(
+            "{SET} WHERE id = ANY($3) AND {CLAIMABLE}"
+        )))
+        .bind(worker)
+        .bind(now_ms)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?),
+        Store::Sqlite(pool) => {
+            let sql = format!(
+                "{SET} WHERE id IN ({}) AND {CLAIMABLE}",
+                placeholders(3, ids.len())
+            );
+            let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
+                .bind(worker)
+                .bind(now_ms);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            Ok(query.fetch_all(pool).await?)
+        }
+    }
+}
+
+/// Gives back claims that never started (fetched ahead, then the worker stopped): the
+/// attempt they counted did not happen, so it is uncounted. Only rows still claimed by a
+/// consumer starting with `prefix` change. `pushed_at_ms` as in [`super::settle_many`].
+pub async fn unclaim(
+    store: &Store,
+    ids: &[Uuid],
+    prefix: &str,
+    pushed_at_ms: Option<i64>,
+) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut unclaimed = 0;
+    for id in ids {
+        unclaimed += execute!(
+            &mut tx,
+            "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at_ms = NULL,
+                             attempts = attempts - 1, pushed_at_ms = $3
+              WHERE id = $1 AND state = 'running' AND substr(locked_by, 1, length($2)) = $2",
+            *id,
+            prefix,
+            pushed_at_ms
+        )?;
+    }
+    tx.commit().await?;
+    Ok(unclaimed)
+}

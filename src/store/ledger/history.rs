@@ -1,0 +1,94 @@
+//! Reading the ledger (`jobs show`, the API, tests) and pruning what finished long ago.
+
+use uuid::Uuid;
+
+use super::{JobRecord, placeholders};
+use crate::store::{Store, StoreError, Tx, fetch_all, fetch_optional, fetch_scalar};
+
+pub async fn get(store: &Store, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let record = fetch_optional!(
+        &mut tx,
+        JobRecord,
+        "SELECT id, kind, account_id, payload, caller_key AS idempotency_key,
+                idempotency_key AS internal_key, state, attempts, max_attempts,
+                run_at_ms, last_error, created_at_ms, finished_at_ms
+           FROM jobs WHERE id = $1",
+        id
+    )?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// How many jobs are in each state.
+pub async fn count_in_state(store: &Store, state: &str) -> Result<i64, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let count = fetch_scalar!(&mut tx, "SELECT COUNT(*) FROM jobs WHERE state = $1", state)?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Deletes up to `limit` finished (done or dead) jobs that finished before `before_ms`,
+/// with their attempt errors and applied marks, in one transaction. Returns how many. A
+/// pruned job cannot be redelivered into effects: a delivery runs only if it claims its
+/// ledger row.
+pub async fn prune_finished(store: &Store, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let ids: Vec<(Uuid,)> = fetch_all!(
+        &mut tx,
+        (Uuid,),
+        "SELECT id FROM jobs WHERE state IN ('done', 'dead') AND finished_at_ms < $1
+          ORDER BY finished_at_ms LIMIT $2",
+        before_ms,
+        limit
+    )?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
+    for table in ["job_attempt_errors", "applied_jobs"] {
+        delete_by_ids(&mut tx, table, "job_id", &ids).await?;
+    }
+    delete_by_ids(&mut tx, "jobs", "id", &ids).await?;
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// `DELETE FROM <table> WHERE <column> IN (<ids>)`; table and column are ours, never input.
+async fn delete_by_ids(
+    tx: &mut Tx,
+    table: &'static str,
+    column: &'static str,
+    ids: &[Uuid],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE {column} IN ({})",
+        placeholders(1, ids.len())
+    );
+    match tx {
+        Tx::Postgres(tx) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Tx::Sqlite(tx) => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// How many rows the ledger holds, all states: for the pruning test and operators.
+pub async fn count_all(store: &Store) -> Result<i64, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let count = fetch_scalar!(&mut tx, "SELECT COUNT(*) FROM jobs")?;
+    tx.commit().await?;
+    Ok(count)
+}
