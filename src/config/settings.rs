@@ -1,0 +1,161 @@
+//! The settings types, one per section of `config/default.toml`: what the rest of the
+//! service reads. `deny_unknown_fields` everywhere, so a misspelt key inside a typed table
+//! fails to load instead of leaving a default in force.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::ServiceToken;
+
+/// A value that never prints: connection URLs with passwords, tokens.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub queue: QueueSettings,
+    pub mail: MailSettings,
+    pub policy: PolicySettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret<String>,
+    pub max_connections: u32,
+}
+
+/// Where queued jobs travel: `database` (the ledger table itself: the embedded default, or
+/// PostgreSQL alone) or `redis` (Streams, for many workers on many machines).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    Database,
+    Redis,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub backend: QueueBackend,
+    pub redis_url: Secret<String>,
+    pub namespace: String,
+    pub concurrency: usize,
+    pub batch_size: usize,
+    pub poll_interval_ms: u64,
+    pub visibility_timeout_secs: u64,
+    /// How often each worker process records that it is alive.
+    pub heartbeat_interval_secs: u64,
+    /// A process silent this long is dead: another puts its jobs back at once.
+    pub heartbeat_timeout_secs: u64,
+    /// How often a worker makes Redis hold every job the ledger says is queued.
+    pub reconcile_interval_secs: u64,
+    /// Finished (done or dead) jobs are deleted from the ledger this many days after they
+    /// finished.
+    pub retention_days: u32,
+    /// The Redis stream completed changes are published to.
+    pub events_stream: String,
+    /// About how many events the stream keeps (older ones are trimmed).
+    pub events_max_len: usize,
+    pub shutdown_timeout_secs: u64,
+    pub max_attempts: u32,
+    /// Retry policies of particular job kinds, by name (`[queue.kinds."mail::send"]`); what
+    /// a kind leaves out comes from the keys above.
+    #[serde(default)]
+    pub kinds: std::collections::HashMap<String, KindRetry>,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_secs: u64,
+}
+
+/// The retry policy of one job kind; each key left out takes the queue's.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KindRetry {
+    pub max_attempts: Option<u32>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_cap_secs: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub folder: String,
+    pub smtp_url: Secret<String>,
+    pub from: String,
+    /// Seconds an SMTP connection or command may take before the attempt fails (and is
+    /// retried).
+    pub timeout_secs: u64,
+    /// The page a confirmation link opens; `?account=..&user=..&token=..` is appended.
+    pub confirm_url: String,
+    /// How long a confirmation link works after it is sent.
+    pub confirmation_ttl_hours: u32,
+}
+
+/// Account policies where the account sets none of its own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Consecutive failed sign-ins allowed; the next one locks the user.
+    pub failed_login_limit: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub bind: String,
+    /// Plain bearer tokens with every permission (every public kind, `system`, every
+    /// account, the token check): for development and tests. Production uses `tokens`.
+    #[serde(default)]
+    pub api_tokens: Vec<Secret<String>>,
+    /// Service tokens, each stored as its digest with what it may do (`[[http.tokens]]`).
+    #[serde(default)]
+    pub tokens: Vec<ServiceToken>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret::new("postgres://app:hunter2@db/crm".to_string());
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+    }
+}
