@@ -6,8 +6,8 @@
 mod common;
 
 use common::{Backend, TestEnv, seed_agent, seed_world};
+use lifecycle::demo::crm_data;
 use lifecycle::handlers::{Handle, JobContext, JobTx, Outcome};
-use lifecycle::store::seed;
 use lifecycle_jobs::{Actor, DeactivateSalesperson, Job, RecordLogin, ReleaseLicense, SendEmail};
 use uuid::Uuid;
 
@@ -37,7 +37,7 @@ async fn a_deactivation_records_the_seat_release_for_the_cycle_end(backend: Back
     let ana = seed_agent(&env, &world, "Ana", "es").await;
     let license = {
         let mut tx = env.tx().await;
-        let id = seed::license(&mut tx, world.account, ana, "ES", env.clock.now())
+        let id = crm_data::license(&mut tx, world.account, ana, "ES", env.clock.now())
             .await
             .unwrap();
         tx.commit().await.unwrap();
