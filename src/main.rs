@@ -1,5 +1,7 @@
 //! The `lifecycle` command line: run the workers, migrate, enqueue, inspect jobs, demo.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
