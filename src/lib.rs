@@ -12,6 +12,7 @@ pub mod http;
 pub mod mail;
 pub mod queue;
 pub mod retrying;
+pub mod schedule;
 pub mod store;
 
 use std::sync::Arc;

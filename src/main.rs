@@ -62,6 +62,13 @@ enum Command {
     },
     /// Create a demo account, deactivate a salesperson through the queue, show what changed.
     Demo,
+    /// Each sweep's cron expression, time zone, next firing and last run.
+    Schedule,
+    /// Run a sweep now, in this process, or list what it would change (--dry-run).
+    Sweep {
+        #[command(subcommand)]
+        sweep: cli::sweep_release_prune::SweepCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +336,16 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let app = App::start(settings, Clock::System).await?;
             let report = demo::run(app.clone()).await?;
             print!("{}", report.table());
+            app.store.close().await;
+        }
+        Command::Schedule => {
+            let app = App::start(settings, Clock::System).await?;
+            print!("{}", cli::schedule::table(&app, chrono::Utc::now()).await?);
+            app.store.close().await;
+        }
+        Command::Sweep { sweep } => {
+            let app = App::start(settings, Clock::System).await?;
+            print!("{}", sweep.run(&app).await?);
             app.store.close().await;
         }
     }

@@ -63,6 +63,8 @@ const MINIMAL_PAYLOADS: &[(&str, &str)] = &[
     ),
     ("send-email", r#"{"account_id":1,"email_id":2}"#),
     ("noop", r#"{"account_id":1}"#),
+    ("release-due-licenses", r#"{"at":"2026-03-10T03:00:00Z"}"#),
+    ("prune-job-history", r#"{"at":"2026-03-10T03:00:00Z"}"#),
 ];
 
 /// Every kind of the list with its minimal payload: (name, slug, payload).

@@ -393,6 +393,19 @@ async fn a_token_does_only_what_its_scope_says(backend: Backend) {
             serde_json::json!({"account_id": world.account}).to_string(),
             "kind",
         ),
+        // The sweeps are fired by the scheduler or run by an operator, never sent.
+        (
+            DEV,
+            "release-due-licenses",
+            serde_json::json!({"at": "2026-03-10T03:00:00Z"}).to_string(),
+            "kind",
+        ),
+        (
+            DEV,
+            "prune-job-history",
+            serde_json::json!({"at": "2026-03-10T03:00:00Z"}).to_string(),
+            "kind",
+        ),
     ];
     for (token, slug, body, field) in refusals {
         let answer = post(port, token, slug, &body, None).await;

@@ -37,11 +37,13 @@ mod create_user;
 mod deactivate_salesperson;
 mod deactivate_user;
 mod noop;
+mod prune_job_history;
 mod purchase_made;
 mod reactivate_user;
 mod reassign_records;
 mod record_activity;
 mod record_login;
+mod release_due_licenses;
 mod release_license;
 mod send_email;
 mod unlock_user;
@@ -55,11 +57,13 @@ pub use create_user::{CreateUser, UserKind};
 pub use deactivate_salesperson::DeactivateSalesperson;
 pub use deactivate_user::DeactivateUser;
 pub use noop::Noop;
+pub use prune_job_history::PruneJobHistory;
 pub use purchase_made::{MAX_REFERENCE_CHARS, PurchaseMade};
 pub use reactivate_user::ReactivateUser;
 pub use reassign_records::ReassignRecords;
 pub use record_activity::{ActivitySource, RecordActivity};
 pub use record_login::RecordLogin;
+pub use release_due_licenses::ReleaseDueLicenses;
 pub use release_license::ReleaseLicense;
 pub use send_email::SendEmail;
 pub use unlock_user::{UnlockUser, UnlockVia};
@@ -144,6 +148,8 @@ macro_rules! for_each_job {
             PurchaseMade,
             SendEmail,
             Noop,
+            ReleaseDueLicenses,
+            PruneJobHistory,
         }
     };
 }
@@ -159,7 +165,7 @@ pub const KINDS: &[(&str, &str)] = for_each_job!(kinds);
 
 /// The kinds other services hand over (HTTP API, client, outbox). The rest of [`KINDS`]
 /// are internal: mail delivery, the seat release a deactivation schedules, the no-op of the
-/// benchmarks (and the sweeps to come) are recorded by the service itself, and the HTTP API
+/// benchmarks and the sweeps the scheduler fires are recorded by the service itself, and the HTTP API
 /// refuses them from any token. A new kind is internal until it is listed here.
 pub const PUBLIC_KINDS: &[&str] = &[
     DeactivateSalesperson::NAME,

@@ -11,7 +11,9 @@ const VARIABLE_PREFIX: &str = "LIFECYCLE__";
 /// Tables whose entries are named by the operator (`[queue.kinds."mail::send"]`) or are a
 /// list (`[[http.tokens]]`): any name is allowed there, and the entries' own keys are checked
 /// by their types (`deny_unknown_fields`).
-const OPEN_TABLES: &[&str] = &["queue.kinds", "http.tokens"];
+/// `[schedule.<sweep>]` is open too: its sweeps' names are checked against the table of
+/// sweeps when the schedule is read (`schedule::Schedules`).
+const OPEN_TABLES: &[&str] = &["queue.kinds", "http.tokens", "schedule"];
 
 /// Every key a setting has, tables included (`queue`, `queue.concurrency`). The embedded
 /// default sets every key (it is the documented reference, and a key without a serde
@@ -122,7 +124,11 @@ pub(super) fn check_variables(
         let kind_key = key
             .strip_prefix("queue.kinds.")
             .is_some_and(|rest| rest.split('.').count() == 2);
-        if is_value(&key) && !OPEN_TABLES.contains(&key.as_str()) || kind_key {
+        // `schedule.max_lateness_secs`, `schedule.<sweep>.cron`: checked when read.
+        let schedule_key = key
+            .strip_prefix("schedule.")
+            .is_some_and(|rest| rest.split('.').count() <= 2);
+        if is_value(&key) && !OPEN_TABLES.contains(&key.as_str()) || kind_key || schedule_key {
             continue;
         }
         let values: Vec<String> = known

@@ -39,6 +39,27 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub schedule: ScheduleSettings,
+}
+
+/// `[schedule]`: when the sweeps fire (see `crate::schedule`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ScheduleSettings {
+    /// A tick missed (every process down) runs late only within this many seconds.
+    pub max_lateness_secs: u64,
+    /// `[schedule.<sweep>]`, by sweep name; a sweep left out keeps its default.
+    #[serde(flatten)]
+    pub sweeps: std::collections::BTreeMap<String, SweepSchedule>,
+}
+
+/// `[schedule.<sweep>]`: a key left out keeps the sweep's default.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSchedule {
+    /// A cron expression (5 fields, or 6 with seconds first); blank disables the sweep.
+    pub cron: Option<String>,
+    /// An IANA time zone (`Europe/Madrid`) the expression is read in.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

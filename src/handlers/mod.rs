@@ -10,14 +10,17 @@ pub mod deactivate_user;
 pub mod job_tx;
 pub mod noop;
 pub mod outbox;
+pub mod prune_job_history;
 pub mod purchase_made;
 pub mod reactivate_user;
 pub mod reassign_records;
 pub mod record_activity;
 pub mod record_login;
 pub mod registry;
+pub mod release_due_licenses;
 pub mod release_license;
 pub mod send_email;
+pub mod sweep_result;
 pub mod unlock_user;
 
 use lifecycle_jobs::{Actor, InvalidPayload};

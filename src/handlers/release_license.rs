@@ -4,7 +4,8 @@
 use lifecycle_jobs::{Actor, ReleaseLicense};
 
 use super::{JobContext, JobError, JobTx, Outcome};
-use crate::store::{audit, licenses};
+use crate::store::audit::AuditStamp;
+use crate::store::{StoreError, Tx, audit, licenses};
 
 impl super::Handle for ReleaseLicense {
     fn subject(&self) -> (i64, Option<i64>) {
@@ -46,19 +47,8 @@ pub async fn apply(
             )));
         }
         ("releasing", _) => {
-            if licenses::release_if_due(tx, license.id, now).await? {
-                let stamp = ctx.audit_stamp(job.account_id, Actor::System);
-                let detail =
-                    serde_json::json!({ "state": { "from": "releasing", "to": "released" } });
-                audit::record(
-                    tx,
-                    &stamp,
-                    "salesperson_license",
-                    license.id,
-                    "released",
-                    &detail.to_string(),
-                )
-                .await?;
+            let stamp = ctx.audit_stamp(job.account_id, Actor::System);
+            if free_seat(tx, &stamp, license.id, now).await? {
                 Outcome::Applied
             } else {
                 // Read `releasing`, yet not released by this statement (no `release_at`):
@@ -69,4 +59,30 @@ pub async fn apply(
         (state, _) => Outcome::NothingToDo(format!("license {} is {state}", license.id)),
     };
     Ok(outcome)
+}
+
+/// The release itself, shared with the ReleaseDueLicenses sweep: `releasing -> released`
+/// when due by `now`, audited. The caller holds the license's row lock
+/// ([`licenses::find_locked`]), so a reclaim that committed first left it `active` and it
+/// is not touched. Returns whether it was freed.
+pub async fn free_seat(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    license_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StoreError> {
+    if !licenses::release_if_due(tx, license_id, now).await? {
+        return Ok(false);
+    }
+    let detail = serde_json::json!({ "state": { "from": "releasing", "to": "released" } });
+    audit::record(
+        tx,
+        stamp,
+        "salesperson_license",
+        license_id,
+        "released",
+        &detail.to_string(),
+    )
+    .await?;
+    Ok(true)
 }

@@ -403,6 +403,8 @@ mod tests {
             "customer::purchase_made" => "PurchaseMade",
             "mail::send" => "SendEmail",
             "system::noop" => "Noop",
+            "sweep::release_due_licenses" => "ReleaseDueLicenses",
+            "sweep::prune_job_history" => "PruneJobHistory",
             _ => return None,
         })
     }

@@ -1,13 +1,14 @@
 //! Housekeeping of a worker process, off the fetch path: the outbox relayed into jobs and
-//! recorded events published every poll interval, finished jobs pruned every hour. One task
+//! recorded events published every poll interval. (Finished jobs are pruned by the
+//! scheduled PruneJobHistory sweep, once per tick across every process.) One task
 //! per process (not per fetcher), so a fetch never waits behind it and the work is done
 //! once per interval however many workers the process runs. A failure is logged and tried
 //! again next round; fetching goes on regardless.
 //!
-//! The three chores are [`Queue`] methods, below the task, so tests can run one round of
-//! each directly.
+//! The chores are [`Queue`] methods, below the task, so tests can run one round of each
+//! directly; [`Queue::prune`] is the PruneJobHistory sweep's.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -19,9 +20,8 @@ const PRUNE_CHUNK: i64 = 2000;
 /// Outbox rows relayed, and events published, per transaction.
 const RELAY_CHUNK: i64 = 500;
 
-/// How often each process prunes the ledger, and for how long at most each time.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-const PRUNE_BUDGET: Duration = Duration::from_secs(10);
+/// For how long at most one prune runs; what is left goes at the next tick.
+pub const PRUNE_BUDGET: Duration = Duration::from_secs(10);
 
 /// The housekeeping task of one process.
 pub struct Maintenance {
@@ -30,28 +30,17 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// Starts relaying, publishing and pruning until [`Maintenance::stop`].
+    /// Starts relaying and publishing until [`Maintenance::stop`].
     pub fn start(queue: Queue) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let every = Duration::from_millis(queue.settings.poll_interval_ms.max(1));
         let task = tokio::spawn(async move {
-            let mut last_prune: Option<Instant> = None;
             loop {
                 if let Err(error) = queue.relay_outbox().await {
                     tracing::warn!(%error, "could not relay the outbox");
                 }
                 if let Err(error) = queue.publish_events().await {
                     tracing::warn!(%error, "could not publish events");
-                }
-                if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-                    last_prune = Some(Instant::now());
-                    match queue.prune(PRUNE_BUDGET).await {
-                        Ok(0) => {}
-                        Ok(pruned) => {
-                            tracing::info!(jobs = pruned, "pruned finished jobs past the retention")
-                        }
-                        Err(error) => tracing::warn!(%error, "could not prune finished jobs"),
-                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -213,13 +202,32 @@ impl Queue {
     /// Deletes finished jobs older than the retention, in batches, until none is left or
     /// `budget` has passed. Returns how many.
     pub async fn prune(&self, budget: Duration) -> Result<u64, QueueError> {
+        self.prune_before(self.prune_cutoff_ms(self.clock.now_ms()), budget)
+            .await
+    }
+
+    /// The instant before which a job finished is past the retention, seen from `at_ms`.
+    pub fn prune_cutoff_ms(&self, at_ms: i64) -> i64 {
+        at_ms - i64::from(self.settings.retention_days) * 24 * 3600 * 1000
+    }
+
+    /// Deletes jobs finished before `before_ms`, a batch per transaction (so a crash loses
+    /// at most the batch under way, and a rerun goes on from there), until none is left or
+    /// `budget` has passed, logging the progress. Returns how many.
+    pub async fn prune_before(&self, before_ms: i64, budget: Duration) -> Result<u64, QueueError> {
         let started = std::time::Instant::now();
-        let retention_ms = i64::from(self.settings.retention_days) * 24 * 3600 * 1000;
-        let before_ms = self.clock.now_ms() - retention_ms;
         let mut pruned = 0;
         loop {
             let batch = ledger::prune_finished(&self.store, before_ms, PRUNE_CHUNK).await?;
             pruned += batch;
+            if batch > 0 {
+                let rate = pruned as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                tracing::info!(
+                    jobs = pruned,
+                    per_sec = rate as u64,
+                    "pruning finished jobs"
+                );
+            }
             if batch < PRUNE_CHUNK as u64 || started.elapsed() >= budget {
                 return Ok(pruned);
             }

@@ -26,6 +26,8 @@ use super::maintenance::Maintenance;
 use super::{Delivery, QueueError, Reader};
 use crate::App;
 use crate::handlers::{self, JobError, Runtime};
+use crate::schedule::Schedules;
+use crate::schedule::firing::Scheduler;
 
 pub use backend::{LedgerBackend, Settle, Settler, SharedDeliveries};
 
@@ -154,6 +156,8 @@ where
     let concurrency = settings.concurrency.max(1);
     let batch_size = settings.batch_size.clamp(1, concurrency);
     let identity = ProcessIdentity::new();
+    let schedules = Schedules::from_settings(&app.settings.schedule)
+        .map_err(|error| WorkerRunError::Schedule(error.to_string()))?;
 
     // Jobs held past the visibility timeout by a worker that left no heartbeat go back now.
     if let Err(error) = app.queue.requeue_stale().await {
@@ -163,6 +167,7 @@ where
     let lifeline =
         Lifeline::start(app.queue.clone(), identity.clone(), workers, concurrency).await?;
     let maintenance = Maintenance::start(app.queue.clone());
+    let scheduler = Scheduler::start(app.clone(), schedules);
 
     // Fetching stops the moment the signal comes; in-flight jobs go on to finish.
     let (stop_fetching, fetching_stopped) = watch::channel(false);
@@ -228,6 +233,7 @@ where
         }
     }
     maintenance.stop().await;
+    scheduler.stop().await;
     lifeline.stop().await;
     if let Err(error) = app.queue.leave(&identity, &unstarted).await {
         tracing::warn!(%error, "could not put back fetched jobs at shutdown; another process will");
@@ -241,6 +247,8 @@ pub enum WorkerRunError {
     Queue(#[from] QueueError),
     #[error("worker monitor: {0}")]
     Monitor(String),
+    #[error("{0}")]
+    Schedule(String),
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are installed when this is

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Dialect, StoreError, Tx, execute, fetch_optional, fetch_scalar};
+use super::{Dialect, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LicenseRow {
@@ -183,4 +183,25 @@ pub async fn reclaim(tx: &mut Tx, license_id: i64) -> Result<bool, StoreError> {
         license_id
     )?;
     Ok(changed == 1)
+}
+
+/// Up to `limit` `releasing` licenses of any account due by `at`, with ids above `after`,
+/// in id order: one batch of the release sweep (and what its dry-run lists).
+pub async fn due_after(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LicenseRow>, StoreError> {
+    fetch_all!(
+        tx,
+        LicenseRow,
+        "SELECT id, account_id, user_id, country, state, release_at, released_at
+           FROM salesperson_licenses
+          WHERE state = 'releasing' AND release_at <= $1 AND id > $2
+          ORDER BY id LIMIT $3",
+        at,
+        after,
+        limit
+    )
 }

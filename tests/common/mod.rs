@@ -294,6 +294,16 @@ impl TestEnv {
                 }
             }
         };
+        // The scheduler fires nothing unless a test schedules a sweep.
+        for sweep in lifecycle::schedule::SWEEPS {
+            settings.schedule.sweeps.insert(
+                sweep.name.to_string(),
+                lifecycle::config::SweepSchedule {
+                    cron: Some(String::new()),
+                    time_zone: None,
+                },
+            );
+        }
         adjust(&mut settings);
         let clock = Clock::manual(start_time());
         let app = App::start(settings, clock.clone())

@@ -29,11 +29,6 @@ impl Service {
         extra: &[(&str, &str)],
         log: Option<&Path>,
     ) -> Service {
-        let settings = &env.app.settings;
-        let backend = match settings.queue.backend {
-            QueueBackend::Database => "database",
-            QueueBackend::Redis => "redis",
-        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -50,27 +45,11 @@ impl Service {
             }
             None => (Stdio::null(), Stdio::inherit()),
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
+        let mut command = lifecycle_command(env);
         command
             .arg("run")
             .args(args)
-            .env_remove("LIFECYCLE_ENV")
-            .env("DATABASE_URL", settings.database.url.expose())
-            .env("REDIS_URL", settings.queue.redis_url.expose())
-            .env("SMTP_URL", env.sink.url())
-            .env("LIFECYCLE__MAIL__TRANSPORT", "smtp")
-            .env("LIFECYCLE__QUEUE__BACKEND", backend)
-            .env("LIFECYCLE__QUEUE__NAMESPACE", &settings.queue.namespace)
-            .env(
-                "LIFECYCLE__QUEUE__EVENTS_STREAM",
-                &settings.queue.events_stream,
-            )
-            .env("LIFECYCLE__QUEUE__POLL_INTERVAL_MS", "20")
             .env("LIFECYCLE__HTTP__BIND", format!("127.0.0.1:{port}"))
-            .env(
-                "RUST_LOG",
-                std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-            )
             .stdout(stdout)
             .stderr(stderr);
         for (name, value) in extra {
@@ -123,4 +102,45 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The variable of `[schedule.<sweep>] <key>`: `LIFECYCLE__SCHEDULE__PRUNE__CRON`.
+pub fn schedule_variable(sweep: &str, key: &str) -> String {
+    format!(
+        "LIFECYCLE__SCHEDULE__{}__{}",
+        sweep.to_uppercase(),
+        key.to_uppercase()
+    )
+}
+
+/// The `lifecycle` binary set up for the test's database, queue namespace and SMTP sink,
+/// with every sweep unscheduled (a test schedules one with [`schedule_variable`]).
+pub fn lifecycle_command(env: &TestEnv) -> Command {
+    let settings = &env.app.settings;
+    let backend = match settings.queue.backend {
+        QueueBackend::Database => "database",
+        QueueBackend::Redis => "redis",
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
+    command
+        .env_remove("LIFECYCLE_ENV")
+        .env("DATABASE_URL", settings.database.url.expose())
+        .env("REDIS_URL", settings.queue.redis_url.expose())
+        .env("SMTP_URL", env.sink.url())
+        .env("LIFECYCLE__MAIL__TRANSPORT", "smtp")
+        .env("LIFECYCLE__QUEUE__BACKEND", backend)
+        .env("LIFECYCLE__QUEUE__NAMESPACE", &settings.queue.namespace)
+        .env(
+            "LIFECYCLE__QUEUE__EVENTS_STREAM",
+            &settings.queue.events_stream,
+        )
+        .env("LIFECYCLE__QUEUE__POLL_INTERVAL_MS", "20")
+        .env(
+            "RUST_LOG",
+            std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+    for sweep in lifecycle::schedule::SWEEPS {
+        command.env(schedule_variable(sweep.name, "cron"), "");
+    }
+    command
 }

@@ -28,6 +28,19 @@ pub async fn count_in_state(store: &Store, state: &str) -> Result<i64, StoreErro
     Ok(count)
 }
 
+/// How many finished (done or dead) jobs finished before `before_ms`: what a prune would
+/// delete.
+pub async fn count_finished_before(store: &Store, before_ms: i64) -> Result<i64, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let count = fetch_scalar!(
+        &mut tx,
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'dead') AND finished_at_ms < $1",
+        before_ms
+    )?;
+    tx.commit().await?;
+    Ok(count)
+}
+
 /// Deletes up to `limit` finished (done or dead) jobs that finished before `before_ms`,
 /// with their attempt errors and applied marks, in one transaction. Returns how many. A
 /// pruned job cannot be redelivered into effects: a delivery runs only if it claims its

@@ -1,0 +1,47 @@
+//! PruneJobHistory (issue 14): deletes finished job records past the retention, once per
+//! tick across every process (it was an hourly chore of each process). The deletion and
+//! its budget are the queue's ([`crate::queue::Queue::prune_before`]): batches of their own
+//! transactions, so a rerun after a crash goes on where it stopped.
+
+use chrono::{DateTime, Utc};
+use lifecycle_jobs::{Job, PruneJobHistory};
+
+use super::sweep_result::{finish, not_in_one_transaction};
+use super::{JobContext, JobError, JobTx, Outcome, Runtime};
+use crate::clock::Clock;
+use crate::queue::Queue;
+use crate::queue::maintenance::PRUNE_BUDGET;
+
+impl super::Handle for PruneJobHistory {
+    fn subject(&self) -> (i64, Option<i64>) {
+        (0, None)
+    }
+
+    fn apply(
+        &self,
+        _tx: &mut JobTx,
+        _ctx: &JobContext<'_>,
+    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        std::future::ready(Err(not_in_one_transaction(Self::NAME)))
+    }
+
+    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
+        run(rt, self)
+    }
+}
+
+async fn run(rt: &Runtime<'_>, job: &PruneJobHistory) -> Result<Outcome, JobError> {
+    let before_ms = cutoff_ms(rt.queue, rt.clock, job.at);
+    let pruned = rt
+        .queue
+        .prune_before(before_ms, PRUNE_BUDGET)
+        .await
+        .map_err(|error| JobError::Queue(error.to_string()))?;
+    finish(rt, pruned, "finished jobs pruned").await
+}
+
+/// Jobs finished before this (milliseconds) are past the retention, counted back from the
+/// tick, never from later than the clock.
+pub fn cutoff_ms(queue: &Queue, clock: &Clock, at: DateTime<Utc>) -> i64 {
+    queue.prune_cutoff_ms(at.min(clock.now()).timestamp_millis())
+}

@@ -1,0 +1,94 @@
+//! The scheduler of a worker process: every poll interval it computes each sweep's due
+//! tick and, when that tick is new to it, tries to fire it. Every process does so; the
+//! tick's row in `schedule_firings`, claimed in the transaction that enqueues the sweep,
+//! lets exactly one of them through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{Schedule, Schedules, tick_key};
+use crate::App;
+use crate::queue::QueueError;
+use crate::store::schedule as firings;
+
+/// The scheduler task of one process.
+pub struct Scheduler {
+    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Scheduler {
+    /// Starts firing the configured sweeps until [`Scheduler::stop`].
+    pub fn start(app: Arc<App>, schedules: Schedules) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let every = Duration::from_millis(app.settings.queue.poll_interval_ms.max(1));
+        let task = tokio::spawn(async move {
+            // The tick each sweep last fired or found fired: only a new one is tried.
+            let mut settled: Vec<Option<DateTime<Utc>>> = vec![None; schedules.schedules.len()];
+            loop {
+                let now = app.clock.now();
+                for (schedule, settled) in schedules.schedules.iter().zip(settled.iter_mut()) {
+                    let Some(tick) = schedule.due_tick(now, schedules.max_lateness) else {
+                        continue;
+                    };
+                    if *settled == Some(tick) {
+                        continue;
+                    }
+                    match fire(&app, schedule, tick).await {
+                        Ok(_) => *settled = Some(tick),
+                        // Tried again next round: the tick stays due until max_lateness.
+                        Err(error) => {
+                            tracing::warn!(sweep = schedule.sweep.name, %tick, %error, "could not fire a sweep")
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        });
+        Self { task, stop }
+    }
+
+    /// Stops after the round under way.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Fires `schedule`'s `tick`: claims its row and enqueues the sweep in one transaction,
+/// then hands the job to the transport. Returns the job's id when this call fired it,
+/// `None` when another process (or an earlier call) had.
+pub async fn fire(
+    app: &App,
+    schedule: &Schedule,
+    tick: DateTime<Utc>,
+) -> Result<Option<Uuid>, QueueError> {
+    let sweep = schedule.sweep;
+    let tick_ms = tick.timestamp_millis();
+    let mut tx = app.store.begin().await?;
+    if !firings::claim_tick(&mut tx, sweep.name, tick_ms, app.clock.now()).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let request = (sweep.job)(tick)?;
+    let request = crate::queue::EnqueueRequest {
+        idempotency_key: Some(tick_key(sweep, tick)),
+        ..request
+    };
+    let (enqueued, after_commit) = app.queue.enqueue_in(&mut tx, request).await?;
+    firings::set_job(&mut tx, sweep.name, tick_ms, enqueued.id).await?;
+    tx.commit().await?;
+    tracing::info!(sweep = sweep.name, %tick, job_id = %enqueued.id, "sweep fired");
+    // A failed push leaves the job to the reconciler: it is in the ledger.
+    if let Err(error) = app.queue.push(after_commit).await {
+        tracing::warn!(%error, "could not push a sweep job; the reconciler will");
+    }
+    Ok(Some(enqueued.id))
+}

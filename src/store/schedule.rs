@@ -1,0 +1,97 @@
+//! The firings of the schedule: one row per (schedule, scheduled tick), its primary key the
+//! guarantee that a tick fires once across every worker process.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError, Tx, execute, fetch_optional};
+
+/// A firing and what its sweep reported, with its job's state when the job is still in the
+/// ledger.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct FiringRow {
+    pub schedule: String,
+    pub tick_at_ms: i64,
+    pub job_id: Option<Uuid>,
+    pub fired_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows_changed: Option<i64>,
+    pub outcome: Option<String>,
+    /// `None` once the job was pruned from the ledger.
+    pub job_state: Option<String>,
+}
+
+/// Claims the tick `tick_at_ms` of `schedule`: `true` when this transaction wrote its row,
+/// `false` when another already had (on PostgreSQL a concurrent claim waits for the other
+/// transaction and then finds the row). The caller enqueues the sweep in the same
+/// transaction only when it won.
+pub async fn claim_tick(
+    tx: &mut Tx,
+    schedule: &str,
+    tick_at_ms: i64,
+    fired_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let inserted = execute!(
+        tx,
+        "INSERT INTO schedule_firings (schedule, tick_at_ms, fired_at) VALUES ($1, $2, $3)
+         ON CONFLICT (schedule, tick_at_ms) DO NOTHING",
+        schedule,
+        tick_at_ms,
+        fired_at
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Names the job a claimed tick enqueued.
+pub async fn set_job(
+    tx: &mut Tx,
+    schedule: &str,
+    tick_at_ms: i64,
+    job_id: Uuid,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE schedule_firings SET job_id = $3 WHERE schedule = $1 AND tick_at_ms = $2",
+        schedule,
+        tick_at_ms,
+        job_id
+    )?;
+    Ok(())
+}
+
+/// Records what the sweep job `job_id` did, on its firing (none when an operator ran it).
+pub async fn record_result(
+    store: &Store,
+    job_id: Uuid,
+    rows_changed: i64,
+    outcome: &str,
+    finished_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    execute!(
+        &mut tx,
+        "UPDATE schedule_firings SET rows_changed = $2, outcome = $3, finished_at = $4
+          WHERE job_id = $1",
+        job_id,
+        rows_changed,
+        outcome,
+        finished_at
+    )?;
+    tx.commit().await
+}
+
+/// The latest firing of `schedule`, if any.
+pub async fn last_firing(store: &Store, schedule: &str) -> Result<Option<FiringRow>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let row = fetch_optional!(
+        &mut tx,
+        FiringRow,
+        "SELECT f.schedule, f.tick_at_ms, f.job_id, f.fired_at, f.finished_at, f.rows_changed,
+                f.outcome, j.state AS job_state
+           FROM schedule_firings f LEFT JOIN jobs j ON j.id = f.job_id
+          WHERE f.schedule = $1 ORDER BY f.tick_at_ms DESC LIMIT 1",
+        schedule
+    )?;
+    tx.commit().await?;
+    Ok(row)
+}
