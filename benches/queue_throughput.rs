@@ -94,6 +94,7 @@ async fn drain(backend: Backend, concurrency: usize, jobs: usize) -> Drain {
             let url = format!("sqlite:{}", folder.path().join("lifecycle.db").display());
             settings.database.url = Secret::new(url.clone());
             settings.queue.backend = QueueBackend::Database;
+            support::unschedule_sweeps(&mut settings);
             (settings, url)
         }
     };

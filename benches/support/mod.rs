@@ -77,7 +77,21 @@ pub fn production_settings(database_url: &str, namespace: &str) -> Settings {
     settings.queue.redis_url = Secret::new(redis_url());
     settings.queue.namespace = namespace.to_string();
     settings.queue.events_stream = format!("{{lifecycle:{namespace}}}:events");
+    unschedule_sweeps(&mut settings);
     settings
+}
+
+/// The benchmarks measure the queue and the jobs they enqueue: no sweep fires among them.
+pub fn unschedule_sweeps(settings: &mut Settings) {
+    for sweep in lifecycle::schedule::SWEEPS {
+        settings.schedule.sweeps.insert(
+            sweep.name.to_string(),
+            lifecycle::config::SweepSchedule {
+                cron: Some(String::new()),
+                time_zone: None,
+            },
+        );
+    }
 }
 
 /// The variables that point `lifecycle run --config config/production.toml` at the
@@ -156,6 +170,13 @@ impl Service {
             .env("LIFECYCLE__HTTP__BIND", format!("127.0.0.1:{port}"))
             .stdout(output())
             .stderr(output());
+        // No sweep fires among the jobs measured (a benchmark's vars may schedule one).
+        for sweep in lifecycle::schedule::SWEEPS {
+            command.env(
+                format!("LIFECYCLE__SCHEDULE__{}__CRON", sweep.name.to_uppercase()),
+                "",
+            );
+        }
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         } else {
