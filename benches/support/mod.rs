@@ -83,15 +83,7 @@ pub fn production_settings(database_url: &str, namespace: &str) -> Settings {
 
 /// The benchmarks measure the queue and the jobs they enqueue: no sweep fires among them.
 pub fn unschedule_sweeps(settings: &mut Settings) {
-    for sweep in lifecycle::schedule::SWEEPS {
-        settings.schedule.sweeps.insert(
-            sweep.name.to_string(),
-            lifecycle::config::SweepSchedule {
-                cron: Some(String::new()),
-                time_zone: None,
-            },
-        );
-    }
+    lifecycle::schedule::unschedule_all(&mut settings.schedule);
 }
 
 /// The variables that point `lifecycle run --config config/production.toml` at the

@@ -4,31 +4,15 @@
 //! transactions, so a rerun after a crash goes on where it stopped.
 
 use chrono::{DateTime, Utc};
-use lifecycle_jobs::{Job, PruneJobHistory};
+use lifecycle_jobs::PruneJobHistory;
 
-use super::sweep_result::{finish, not_in_one_transaction};
-use super::{JobContext, JobError, JobTx, Outcome, Runtime};
+use super::sweep_result::{finish, sweep_handler};
+use super::{JobError, Outcome, Runtime};
 use crate::clock::Clock;
 use crate::queue::Queue;
 use crate::queue::maintenance::PRUNE_BUDGET;
 
-impl super::Handle for PruneJobHistory {
-    fn subject(&self) -> (i64, Option<i64>) {
-        (0, None)
-    }
-
-    fn apply(
-        &self,
-        _tx: &mut JobTx,
-        _ctx: &JobContext<'_>,
-    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        std::future::ready(Err(not_in_one_transaction(Self::NAME)))
-    }
-
-    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(rt, self)
-    }
-}
+sweep_handler!(PruneJobHistory, run);
 
 async fn run(rt: &Runtime<'_>, job: &PruneJobHistory) -> Result<Outcome, JobError> {
     let before_ms = cutoff_ms(rt.queue, rt.clock, job.at);

@@ -9,11 +9,11 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use lifecycle_jobs::{Actor, Job, ReleaseDueLicenses};
+use lifecycle_jobs::{Actor, ReleaseDueLicenses};
 use uuid::Uuid;
 
-use super::sweep_result::{finish, not_in_one_transaction};
-use super::{JobContext, JobError, JobTx, Outcome, Runtime, release_license};
+use super::sweep_result::{finish, sweep_handler};
+use super::{JobError, Outcome, Runtime, release_license};
 use crate::clock::Clock;
 use crate::store::audit::AuditStamp;
 use crate::store::{Store, licenses};
@@ -21,23 +21,7 @@ use crate::store::{Store, licenses};
 /// Licenses read, locked and freed per transaction.
 const BATCH: i64 = 200;
 
-impl super::Handle for ReleaseDueLicenses {
-    fn subject(&self) -> (i64, Option<i64>) {
-        (0, None)
-    }
-
-    fn apply(
-        &self,
-        _tx: &mut JobTx,
-        _ctx: &JobContext<'_>,
-    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        std::future::ready(Err(not_in_one_transaction(Self::NAME)))
-    }
-
-    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        run(rt, self)
-    }
-}
+sweep_handler!(ReleaseDueLicenses, run);
 
 async fn run(rt: &Runtime<'_>, job: &ReleaseDueLicenses) -> Result<Outcome, JobError> {
     let released = release_due(rt.store, rt.clock, rt.job_id, job.at).await?;

@@ -22,3 +22,37 @@ pub async fn finish(rt: &Runtime<'_>, rows: u64, what: &str) -> Result<Outcome, 
 pub fn not_in_one_transaction(kind: &str) -> JobError {
     JobError::Precondition(format!("{kind} runs in batches, outside a job transaction"))
 }
+
+/// `impl Handle` for a sweep kind: of no account, run by `$run(rt, job)` in batches of
+/// short transactions of its own ([`super::Handle::run`]), never in one job transaction.
+macro_rules! sweep_handler {
+    ($kind:ty, $run:path) => {
+        impl $crate::handlers::Handle for $kind {
+            fn subject(&self) -> (i64, Option<i64>) {
+                (0, None)
+            }
+
+            fn apply(
+                &self,
+                _tx: &mut $crate::handlers::JobTx,
+                _ctx: &$crate::handlers::JobContext<'_>,
+            ) -> impl Future<Output = Result<$crate::handlers::Outcome, $crate::handlers::JobError>>
+            + Send {
+                std::future::ready(Err(
+                    $crate::handlers::sweep_result::not_in_one_transaction(
+                        <$kind as lifecycle_jobs::Job>::NAME,
+                    ),
+                ))
+            }
+
+            fn run(
+                &self,
+                rt: &$crate::handlers::Runtime<'_>,
+            ) -> impl Future<Output = Result<$crate::handlers::Outcome, $crate::handlers::JobError>>
+            + Send {
+                $run(rt, self)
+            }
+        }
+    };
+}
+pub(crate) use sweep_handler;

@@ -16,7 +16,7 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use lifecycle_jobs::{Job, PruneJobHistory, ReleaseDueLicenses};
 
-use crate::config::{ConfigError, ScheduleSettings};
+use crate::config::{ConfigError, ScheduleSettings, SweepSchedule};
 use crate::queue::{EnqueueRequest, IdempotencyKey, QueueError};
 
 /// A sweep the scheduler fires: its name in `[schedule.<name>]` and on the command line
@@ -177,6 +177,20 @@ impl Schedules {
         SWEEPS
             .iter()
             .find(|sweep| sweep.cli == name || sweep.name == name)
+    }
+}
+
+/// Unschedules every sweep (`cron = ""`): for the tests and benchmarks, whose jobs no
+/// sweep may join unless they schedule one.
+pub fn unschedule_all(settings: &mut ScheduleSettings) {
+    for sweep in SWEEPS {
+        settings.sweeps.insert(
+            sweep.name.to_string(),
+            SweepSchedule {
+                cron: Some(String::new()),
+                time_zone: None,
+            },
+        );
     }
 }
 

@@ -295,15 +295,7 @@ impl TestEnv {
             }
         };
         // The scheduler fires nothing unless a test schedules a sweep.
-        for sweep in lifecycle::schedule::SWEEPS {
-            settings.schedule.sweeps.insert(
-                sweep.name.to_string(),
-                lifecycle::config::SweepSchedule {
-                    cron: Some(String::new()),
-                    time_zone: None,
-                },
-            );
-        }
+        lifecycle::schedule::unschedule_all(&mut settings.schedule);
         adjust(&mut settings);
         let clock = Clock::manual(start_time());
         let app = App::start(settings, clock.clone())
