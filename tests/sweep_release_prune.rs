@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use common::process::lifecycle_command;
 use common::{Backend, TestEnv, World, request, seed_world};
 use lifecycle::demo::crm_data;
-use lifecycle::store::{ledger, licenses, users};
+use lifecycle::store::{Store, ledger, licenses, schedule as firings, users};
 use lifecycle_jobs::{Actor, PruneJobHistory, ReactivateUser, ReleaseDueLicenses};
 
 const ROUNDS: usize = 30;
@@ -171,6 +171,16 @@ async fn release_frees_only_due_licenses(backend: Backend) {
     assert_eq!(env.run(&ReleaseDueLicenses { at: now }).await.state, "done");
     assert_eq!(env.scalar(AUDIT_ROWS, 0).await, audit_after);
 
+    // A bad instant is refused naming the argument, and changes nothing.
+    let refused = lifecycle_command(&env)
+        .args(["sweep", "release-licenses", "--at", "tomorrow"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--at"), "{stderr}");
+    assert_eq!(state_of(&env, later).await, "releasing");
+
     // Once its instant has come, the last one goes, through the command.
     env.stop_worker().await;
     let later_at = (now + Duration::hours(1)).to_rfc3339();
@@ -291,12 +301,44 @@ async fn prune_deletes_only_jobs_past_the_retention(backend: Backend) {
     assert_eq!(early.state, "done");
     assert_eq!(ledger::count_all(env.store()).await.unwrap(), total + 1);
 
+    // Firings: two of 'prune' and one of 'release_licenses' past the retention, one recent.
+    let mut tx = env.tx().await;
+    let old_tick = (env.clock.now() - Duration::days(20)).timestamp_millis();
+    for (schedule, tick) in [
+        ("prune", old_tick),
+        ("prune", old_tick + 3_600_000),
+        ("prune", env.clock.now().timestamp_millis()),
+        ("release_licenses", old_tick),
+    ] {
+        firings::claim_tick(&mut tx, schedule, tick, env.clock.now())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
     let prune = env
         .run(&PruneJobHistory {
             at: env.clock.now(),
         })
         .await;
     assert_eq!(prune.state, "done");
+    let kept: Vec<(String, i64)> = {
+        const SQL: &str =
+            "SELECT schedule, tick_at_ms FROM schedule_firings ORDER BY schedule, tick_at_ms";
+        match env.store() {
+            Store::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+            Store::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+        }
+        .unwrap()
+    };
+    assert_eq!(
+        kept,
+        [
+            ("prune".to_string(), env.clock.now().timestamp_millis()),
+            ("release_licenses".to_string(), old_tick),
+        ],
+        "past the retention, all but each sweep's latest firing go"
+    );
     for id in old {
         assert!(ledger::get(env.store(), id).await.unwrap().is_none());
     }

@@ -1,7 +1,8 @@
 //! PruneJobHistory (issue 14): deletes finished job records past the retention, once per
 //! tick across every process (it was an hourly chore of each process). The deletion and
 //! its budget are the queue's ([`crate::queue::Queue::prune_before`]): batches of their own
-//! transactions, so a rerun after a crash goes on where it stopped.
+//! transactions, so a rerun after a crash goes on where it stopped. The firings of ticks
+//! past the retention go too, each sweep's latest kept.
 
 use chrono::{DateTime, Utc};
 use lifecycle_jobs::PruneJobHistory;
@@ -11,6 +12,7 @@ use super::{JobError, Outcome, Runtime};
 use crate::clock::Clock;
 use crate::queue::Queue;
 use crate::queue::maintenance::PRUNE_BUDGET;
+use crate::store::schedule;
 
 sweep_handler!(PruneJobHistory, run);
 
@@ -21,6 +23,11 @@ async fn run(rt: &Runtime<'_>, job: &PruneJobHistory) -> Result<Outcome, JobErro
         .prune_before(before_ms, PRUNE_BUDGET)
         .await
         .map_err(|error| JobError::Queue(error.to_string()))?;
+    // The schedule's own history goes with the jobs it names.
+    let firings = schedule::prune_before(rt.store, before_ms).await?;
+    if firings > 0 {
+        tracing::info!(firings, "pruned schedule firings past the retention");
+    }
     finish(rt, pruned, "finished jobs pruned").await
 }
 

@@ -80,6 +80,22 @@ pub async fn record_result(
     tx.commit().await
 }
 
+/// Deletes the firings of ticks before `before_ms`, except each sweep's latest (the one a
+/// process compares the due tick with, and `lifecycle schedule` shows). Returns how many.
+pub async fn prune_before(store: &Store, before_ms: i64) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    let deleted = execute!(
+        &mut tx,
+        "DELETE FROM schedule_firings
+          WHERE tick_at_ms < $1
+            AND tick_at_ms < (SELECT MAX(latest.tick_at_ms) FROM schedule_firings latest
+                               WHERE latest.schedule = schedule_firings.schedule)",
+        before_ms
+    )?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
 /// The latest firing of `schedule`, if any.
 pub async fn last_firing(store: &Store, schedule: &str) -> Result<Option<FiringRow>, StoreError> {
     let mut tx = store.begin_read().await?;
