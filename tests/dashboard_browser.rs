@@ -19,7 +19,7 @@ use lifecycle::domain::admin::Role;
 use lifecycle::domain::credentials::hash_password;
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::store::Store;
-use lifecycle_jobs::{ActivateSalesperson, Actor};
+use lifecycle_jobs::{ActivateSalesperson, Actor, CreateUser, UserKind};
 use uuid::Uuid;
 
 const OPERATOR: (&str, &str) = ("ana", "correct horse battery");
@@ -426,7 +426,92 @@ async fn script_job(dash: &Dashboard) -> Uuid {
     enqueued.id
 }
 
+async fn the_list_filters_and_the_job_page_shows_what_a_job_did(backend: Backend) {
+    let mut dash = dashboard(backend, |_| {}).await;
+    let created = dash
+        .env
+        .run(&CreateUser {
+            account_id: dash.world.account,
+            actor: Actor::User(dash.world.admin),
+            first_name: "Nora".into(),
+            last_name: "Nueva".into(),
+            email: "nora@acme.test".into(),
+            country: "ES".into(),
+            language: "es".into(),
+            role_id: dash.world.agent_role,
+            team_id: dash.world.team,
+            copy_permissions_from: None,
+            simulator_only: false,
+            kind: UserKind::Employee,
+        })
+        .await;
+    assert_eq!(created.state, "done", "{created:?}");
+    let (cookies, _) = dash.session(VIEWER).await;
+    let list = |query: &'static str| {
+        let dash = &dash;
+        let cookies = cookies.clone();
+        async move { dash.get(&format!("/admin/jobs{query}"), &cookies).await }
+    };
+    let dead = dash.dead_job.to_string();
+    let done = created.id.to_string();
+    // Failed and dead by default, newest first.
+    let default = list("").await;
+    assert!(
+        default.body.contains(&dead) && !default.body.contains(&done),
+        "{}",
+        default.body
+    );
+    let any = list("?state=any").await.body;
+    assert!(any.contains(&dead) && any.contains(&done));
+    assert!(any.find(&done) < any.find(&dead), "newest first");
+    let by_kind = list("?state=any&kind=user::create").await.body;
+    assert!(by_kind.contains(&done) && !by_kind.contains(&dead));
+    let by_state = list("?state=done").await.body;
+    assert!(by_state.contains(&done) && !by_state.contains(&dead));
+    let other_account = list("?state=any&account=999").await.body;
+    assert!(!other_account.contains(&done) && !other_account.contains(&dead));
+    let mine = format!("/admin/jobs?state=any&account={}", dash.world.account);
+    assert!(dash.get(&mine, &cookies).await.body.contains(&done));
+    let bad = list("?account=abc").await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(
+        bad.body.contains("account must be a number"),
+        "{}",
+        bad.body
+    );
+
+    // The job page: its audit rows, its event and the email it recorded.
+    let page = dash.get(&format!("/admin/jobs/{done}"), &cookies).await;
+    assert_eq!(page.status, 200);
+    let section = |id: &str| {
+        let start = page.body.find(&format!("id=\"{id}\"")).unwrap();
+        page.body[start..start + page.body[start..].find("</table>").unwrap()].to_string()
+    };
+    assert!(section("audit").contains("created"), "{}", section("audit"));
+    assert!(section("events").contains("user"), "{}", section("events"));
+    assert!(
+        section("emails").contains("credentials (es)"),
+        "{}",
+        section("emails")
+    );
+    assert!(section("emails").contains("nora@acme.test"));
+    assert_eq!(
+        dash.get("/admin/jobs/not-a-job", &cookies).await.status,
+        404
+    );
+    assert_eq!(
+        dash.get(&format!("/admin/jobs/{}", Uuid::now_v7()), &cookies)
+            .await
+            .status,
+        404
+    );
+    // The overview counts it.
+    let overview = dash.get("/admin", &cookies).await.body;
+    assert!(overview.contains("user::create") && overview.contains("user::activate_salesperson"));
+}
+
 on_both_backends!(
+    the_list_filters_and_the_job_page_shows_what_a_job_did,
     every_admin_route_refuses_an_unauthenticated_request,
     a_viewer_sees_no_button_and_a_forged_post_is_refused,
     a_post_without_the_csrf_token_is_refused,
@@ -543,8 +628,15 @@ impl Browser {
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.client.close().await;
+    /// Ends the WebDriver session (Chromium quits); the driver stops on drop.
+    async fn stop(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+/// Also when a test fails half-way: no chromedriver outlives its test.
+impl Drop for Browser {
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

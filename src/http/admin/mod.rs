@@ -85,7 +85,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("job.html", include_str!("templates/job.html")),
     ] {
         env.add_template(name, source)
-            .expect("the dashboard's templates parse (tests render each)");
+            .expect("the dashboard's templates parse (tests/dashboard_browser.rs renders each)");
     }
     env
 });

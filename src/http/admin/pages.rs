@@ -156,8 +156,10 @@ pub async fn job(
     let events: Vec<_> = trail
         .events
         .iter()
-        .map(|row| json!({ "id": row.id, "kind": row.kind, "user_id": row.user_id,
-                          "changes": row.changes, "at": row.at.format("%Y-%m-%d %H:%M:%S UTC").to_string() }))
+        .map(|row| {
+            json!({ "id": row.id, "kind": row.kind, "user_id": row.user_id,
+                          "changes": row.changes, "at": shown(row.at) })
+        })
         .collect();
     let emails: Vec<_> = trail
         .emails
@@ -165,7 +167,7 @@ pub async fn job(
         .map(|row| {
             json!({ "id": row.id, "template": row.template, "language": row.language,
                           "to": row.to_address, "state": row.state,
-                          "at": row.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string() })
+                          "at": shown(row.created_at) })
         })
         .collect();
     let job = json!({ "id": record.id, "kind": record.kind, "account_id": record.account_id,
@@ -200,9 +202,11 @@ pub async fn retry(
 }
 
 fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| ms.to_string())
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), shown)
+}
+
+fn shown(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn duration(ms: i64) -> String {
