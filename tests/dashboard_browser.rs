@@ -248,6 +248,35 @@ async fn every_admin_route_refuses_an_unauthenticated_request(backend: Backend) 
     assert_eq!(dash.get("/admin", &cookies).await.status, 303, "signed out");
 }
 
+/// An operator taken out of the configuration is signed out at once: the same database,
+/// a service restarted without their entry.
+async fn an_operator_removed_from_the_configuration_loses_their_session(backend: Backend) {
+    let dash = dashboard(backend, |_| {}).await;
+    let (cookies, _) = dash.session(OPERATOR).await;
+    let mut settings = dash.env.app.settings.clone();
+    settings
+        .admin
+        .operators
+        .retain(|operator| operator.name != OPERATOR.0);
+    let app = lifecycle::App::start(settings, dash.env.clock.clone())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(lifecycle::http::serve(
+        app,
+        listener,
+        std::future::pending(),
+    ));
+    let answer = request(port, "GET", "/admin", &[("Cookie", &cookies)], b"").await;
+    assert_eq!(answer.status, 303, "{answer:?}");
+    assert_eq!(
+        dash.get("/admin", &cookies).await.status,
+        200,
+        "still listed here"
+    );
+}
+
 async fn a_viewer_sees_no_button_and_a_forged_post_is_refused(backend: Backend) {
     let dash = dashboard(backend, |_| {}).await;
     dash.set_seats_in_spain(1).await;
@@ -511,6 +540,7 @@ async fn the_list_filters_and_the_job_page_shows_what_a_job_did(backend: Backend
 }
 
 on_both_backends!(
+    an_operator_removed_from_the_configuration_loses_their_session,
     the_list_filters_and_the_job_page_shows_what_a_job_did,
     every_admin_route_refuses_an_unauthenticated_request,
     a_viewer_sees_no_button_and_a_forged_post_is_refused,
