@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// The dashboard's operators.
+    Admin {
+        #[command(subcommand)]
+        command: cli::admin::AdminCommand,
+    },
     /// Create a demo account, deactivate a salesperson through the queue, show what changed.
     Demo,
     /// Each sweep's cron expression, time zone, next firing and last run.
@@ -332,6 +337,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             println!("last error:  {}", job.last_error.as_deref().unwrap_or("-"));
             println!("payload:     {}", job.payload);
         }
+        Command::Admin { command } => cli::admin::execute(command)?,
         Command::Demo => {
             let app = App::start(settings, Clock::System).await?;
             let report = demo::run(app.clone()).await?;

@@ -507,3 +507,77 @@ async fn token_new_prints_a_token_and_its_hashed_entry() {
         text(&bad.stderr)
     );
 }
+
+/// `admin add-operator` reads the password from stdin and prints the `[[admin.operators]]`
+/// entry holding only its argon2id hash, which the service loads; bad arguments and bad
+/// entries are refused by name.
+#[test]
+fn admin_add_operator_prints_an_entry_holding_only_the_hash() {
+    use std::io::Write;
+    let folder = tempfile::tempdir().unwrap();
+    let add = |args: &[&str], password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+            .current_dir(folder.path())
+            .args(["admin", "add-operator"])
+            .args(args)
+            .env_remove("LIFECYCLE_ENV")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let password = "a long enough secret";
+    let output = add(&["--name", "ana", "--role", "viewer"], password);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(!stdout.contains(password), "the password is not printed");
+    let config = folder.path().join("operators.toml");
+    std::fs::write(&config, &stdout).unwrap();
+    let settings = lifecycle::config::Settings::load(Some(&config)).unwrap();
+    let operator = settings.admin.operator("ana").expect("the entry loads");
+    assert_eq!(operator.role, lifecycle::domain::admin::Role::Viewer);
+    assert!(lifecycle::domain::credentials::verify_password(
+        password,
+        &operator.password_hash
+    ));
+
+    for (args, password, says) in [
+        (
+            ["--name", "ana", "--role", "admin"],
+            password,
+            "invalid --role",
+        ),
+        (
+            ["--name", "a b", "--role", "operator"],
+            password,
+            "invalid --name",
+        ),
+        (
+            ["--name", "ana", "--role", "operator"],
+            "short",
+            "at least 12",
+        ),
+    ] {
+        let output = add(&args, password);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&output.stderr).contains(says),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+
+    std::fs::write(
+        &config,
+        "[[admin.operators]]\nname = \"ana\"\nrole = \"operator\"\npassword_hash = \"hunter2\"\n",
+    )
+    .unwrap();
+    let refused = lifecycle::config::Settings::load(Some(&config)).unwrap_err();
+    assert!(
+        refused.to_string().contains("admin.operators \"ana\""),
+        "{refused}"
+    );
+}

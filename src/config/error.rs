@@ -35,6 +35,8 @@ pub enum ConfigError {
     Invalid(String),
     #[error("configuration: http.tokens {0:?}: {1}")]
     Token(String, String),
+    #[error("configuration: admin.operators {0:?}: {1}")]
+    Operator(String, String),
 }
 
 fn in_origin(origin: &Option<String>) -> String {

@@ -9,11 +9,11 @@ use super::load::DEFAULTS;
 const VARIABLE_PREFIX: &str = "LIFECYCLE__";
 
 /// Tables whose entries are named by the operator (`[queue.kinds."mail::send"]`) or are a
-/// list (`[[http.tokens]]`): any name is allowed there, and the entries' own keys are checked
+/// list (`[[http.tokens]]`, `[[admin.operators]]`): any name is allowed there, and the entries' own keys are checked
 /// by their types (`deny_unknown_fields`).
 /// `[schedule.<sweep>]` is open too: its sweeps' names are checked against the table of
 /// sweeps when the schedule is read (`schedule::Schedules`).
-const OPEN_TABLES: &[&str] = &["queue.kinds", "http.tokens", "schedule"];
+const OPEN_TABLES: &[&str] = &["queue.kinds", "http.tokens", "schedule", "admin.operators"];
 
 /// Every key a setting has, tables included (`queue`, `queue.concurrency`). The embedded
 /// default sets every key (it is the documented reference, and a key without a serde

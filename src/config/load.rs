@@ -64,6 +64,7 @@ impl Settings {
         let settings: Settings = merged.try_deserialize()?;
         settings.http.check_tokens()?;
         crate::schedule::Schedules::from_settings(&settings.schedule)?;
+        settings.admin.check_operators()?;
         Ok(settings)
     }
 }

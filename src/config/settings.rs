@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::ServiceToken;
+use super::{AdminSettings, ServiceToken};
 
 /// A value that never prints: connection URLs with passwords, tokens.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -38,6 +38,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub policy: PolicySettings,
     pub http: HttpSettings,
+    pub admin: AdminSettings,
     pub log: LogSettings,
     pub schedule: ScheduleSettings,
 }

@@ -1,6 +1,7 @@
 //! The rules of the account lifecycle as plain functions and types: no I/O, so each rule
 //! is tested on its own and shared by every handler that needs it.
 
+pub mod admin;
 pub mod billing;
 pub mod confirmation;
 pub mod credentials;

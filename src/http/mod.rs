@@ -1,6 +1,7 @@
 //! The HTTP server: health and readiness, the enqueue API (`/v1/jobs`) and its OpenAPI
-//! document; the dashboard joins it.
+//! document; the operators' dashboard (`/admin`).
 
+pub mod admin;
 pub mod api;
 pub mod openapi;
 mod tokens;
@@ -21,6 +22,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(ready))
         .route("/v1/openapi.json", get(openapi::serve_document))
         .merge(api::routes(&app))
+        .merge(admin::routes())
         .with_state(app)
 }
 
@@ -41,7 +43,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address reaches the dashboard's limit of failed sign-ins per address.
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -6,8 +6,10 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin_sessions;
 pub mod audit;
 pub mod confirmation_links;
+pub mod dashboard;
 pub mod emails;
 pub mod events;
 pub mod ledger;
