@@ -62,6 +62,8 @@ enum Command {
     },
     /// Create a demo account, deactivate a salesperson through the queue, show what changed.
     Demo,
+    /// Preview (`--dry-run`) or enqueue a nightly sweep.
+    Sweep(cli::sweep::SweepArgs),
 }
 
 #[derive(Subcommand)]
@@ -325,6 +327,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             println!("last error:  {}", job.last_error.as_deref().unwrap_or("-"));
             println!("payload:     {}", job.payload);
         }
+        Command::Sweep(args) => cli::sweep::execute(settings, args).await?,
         Command::Demo => {
             let app = App::start(settings, Clock::System).await?;
             let report = demo::run(app.clone()).await?;

@@ -63,6 +63,8 @@ const MINIMAL_PAYLOADS: &[(&str, &str)] = &[
     ),
     ("send-email", r#"{"account_id":1,"email_id":2}"#),
     ("noop", r#"{"account_id":1}"#),
+    ("lock-idle-users", r#"{}"#),
+    ("expire-passwords", r#"{}"#),
 ];
 
 /// Every kind of the list with its minimal payload: (name, slug, payload).

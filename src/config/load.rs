@@ -63,6 +63,7 @@ impl Settings {
         check_keys(&config::Source::collect(&merged)?, &known)?;
         let settings: Settings = merged.try_deserialize()?;
         settings.http.check_tokens()?;
+        settings.sweeps.check()?;
         Ok(settings)
     }
 }

@@ -21,6 +21,6 @@ pub use keys::nearest;
 pub use load::API_TOKENS_VARIABLE;
 pub use settings::{
     DatabaseSettings, HttpSettings, KindRetry, LogSettings, MailSettings, MailTransport,
-    PolicySettings, QueueBackend, QueueSettings, Secret, Settings,
+    PolicySettings, QueueBackend, QueueSettings, Secret, Settings, SweepSettings,
 };
 pub use tokens::ServiceToken;

@@ -7,7 +7,9 @@ pub mod confirm_user;
 pub mod create_user;
 pub mod deactivate_salesperson;
 pub mod deactivate_user;
+pub mod expire_passwords;
 pub mod job_tx;
+pub mod lock_idle_users;
 pub mod noop;
 pub mod outbox;
 pub mod purchase_made;
@@ -18,6 +20,7 @@ pub mod record_login;
 pub mod registry;
 pub mod release_license;
 pub mod send_email;
+pub mod sweep;
 pub mod unlock_user;
 
 use lifecycle_jobs::{Actor, InvalidPayload};

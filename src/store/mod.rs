@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod licenses;
 pub mod outbox;
 pub mod records;
+pub mod sweeps;
 pub mod teams;
 pub mod users;
 pub mod workers;
