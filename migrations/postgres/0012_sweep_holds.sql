@@ -16,3 +16,9 @@ CREATE TABLE sweep_holds (
 CREATE UNIQUE INDEX sweep_holds_open ON sweep_holds (account_id, sweep) WHERE confirmed_at IS NULL;
 -- The sweeps page through an account's active users by id.
 CREATE INDEX users_account_status_id ON users (account_id, status, id);
+
+-- A sweep commits in many short transactions, each with the event of what it changed: a
+-- job has one event per batch (0 for the jobs that commit once).
+ALTER TABLE events ADD COLUMN batch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE events DROP CONSTRAINT events_job_id_key;
+CREATE UNIQUE INDEX events_job_batch ON events (job_id, batch);

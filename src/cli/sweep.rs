@@ -63,7 +63,11 @@ pub async fn execute(settings: Settings, args: SweepArgs) -> anyhow::Result<()> 
         if args.json {
             println!("{}", serde_json::to_string_pretty(&previews)?);
         } else {
-            println!("{} as of {} (dry run: nothing changed)", kind.as_str(), at.to_rfc3339());
+            println!(
+                "{} as of {} (dry run: nothing changed)",
+                kind.as_str(),
+                at.to_rfc3339()
+            );
             print!("{}", preview::table(&previews));
         }
     } else {

@@ -175,7 +175,11 @@ impl SweepSettings {
                 return invalid(format!("sweeps.{key} must be at least 1 day"));
             }
         }
-        if let Some(days) = self.warning_days.iter().find(|days| **days == 0 || **days > 365) {
+        if let Some(days) = self
+            .warning_days
+            .iter()
+            .find(|days| **days == 0 || **days > 365)
+        {
             return invalid(format!(
                 "sweeps.warning_days must hold days between 1 and 365, not {days}"
             ));

@@ -1,7 +1,7 @@
 //! ExpirePasswords: must-change-password once a password is older than the maximum age,
 //! with its warnings, run in batches by `sweep::batches`.
 
-use lifecycle_jobs::{Job, ExpirePasswords};
+use lifecycle_jobs::{ExpirePasswords, Job};
 
 use super::sweep::{self, SweepKind};
 use super::{JobContext, JobError, JobTx, Outcome, Runtime};

@@ -117,7 +117,7 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         })
         .collect();
     if !changes.is_empty() {
-        events::record(
+        events::record_in_batch(
             &mut tx,
             &NewEvent {
                 kind,
@@ -129,6 +129,8 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
                 // Only Redis has a stream to publish to; otherwise the table is the feed.
                 published_at: (!rt.queue.publishes_events()).then_some(now),
             },
+            // A batch's watermark: above every audit row of the job's batches before.
+            batch_after_audit_id.unwrap_or(0),
         )
         .await?;
     }

@@ -64,11 +64,13 @@ pub async fn run(
         totals.held
     );
     tracing::info!(%summary, "sweep finished");
-    Ok(if totals.changed + totals.warnings > 0 || !totals.held.is_empty() {
-        Outcome::Applied
-    } else {
-        Outcome::NothingToDo(summary)
-    })
+    Ok(
+        if totals.changed + totals.warnings > 0 || !totals.held.is_empty() {
+            Outcome::Applied
+        } else {
+            Outcome::NothingToDo(summary)
+        },
+    )
 }
 
 async fn sweep_account(
@@ -109,8 +111,15 @@ async fn sweep_account(
                 "active_users": hold.active_users, "share": hold.share,
                 "breaker_share": settings.breaker_share,
             });
-            audit::record(&mut tx, &stamp, "account", account_id, "sweep_held", &detail.to_string())
-                .await?;
+            audit::record(
+                &mut tx,
+                &stamp,
+                "account",
+                account_id,
+                "sweep_held",
+                &detail.to_string(),
+            )
+            .await?;
             tracing::error!(
                 account_id,
                 would_lock = hold.would_lock,
@@ -124,13 +133,25 @@ async fn sweep_account(
         }
         Breaker::Held => tracing::warn!(account_id, "account held by the breaker: nobody locked"),
         Breaker::Confirmed => {
-            if store::confirm_hold(&mut tx, account_id, kind.as_str(), stamp.at, "administrator")
-                .await?
+            if store::confirm_hold(
+                &mut tx,
+                account_id,
+                kind.as_str(),
+                stamp.at,
+                "administrator",
+            )
+            .await?
             {
                 let detail = serde_json::json!({ "sweep": kind.as_str() });
-                audit::record(&mut tx, &stamp, "account", account_id, "sweep_hold_confirmed",
-                              &detail.to_string())
-                    .await?;
+                audit::record(
+                    &mut tx,
+                    &stamp,
+                    "account",
+                    account_id,
+                    "sweep_hold_confirmed",
+                    &detail.to_string(),
+                )
+                .await?;
             }
         }
         Breaker::Clear => {}
@@ -150,8 +171,16 @@ async fn sweep_account(
             break;
         };
         after = last.user.id;
-        let (changed, warned) =
-            apply_batch(rt, &mut tx, &rules, account, &page, scope.at, breaker.blocks()).await?;
+        let (changed, warned) = apply_batch(
+            rt,
+            &mut tx,
+            &rules,
+            account,
+            &page,
+            scope.at,
+            breaker.blocks(),
+        )
+        .await?;
         commit(rt, tx, name).await?;
         done += page.len() as u64;
         totals.changed += changed;

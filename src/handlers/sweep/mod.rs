@@ -83,7 +83,8 @@ impl AccountRules {
         account: &SweepAccount,
         at: DateTime<Utc>,
     ) -> Result<Self, StoreError> {
-        let positive = |days: Option<i32>| days.and_then(|d| u32::try_from(d).ok()).filter(|d| *d > 0);
+        let positive =
+            |days: Option<i32>| days.and_then(|d| u32::try_from(d).ok()).filter(|d| *d > 0);
         let mut rules = AccountRules {
             kind,
             time_zone: account.account.time_zone(),
@@ -249,13 +250,19 @@ pub async fn breaker(
     let held = store::open_hold(tx, account_id, rules.kind.as_str())
         .await?
         .is_some();
-    let trips = sweeps::breaker_trips(counts.would_act, counts.active_users, settings.breaker_share);
-    Ok(match (held || trips, scope.confirm_accounts.contains(&account_id)) {
-        (false, _) => Breaker::Clear,
-        (true, true) => Breaker::Confirmed,
-        (true, false) if held => Breaker::Held,
-        (true, false) => Breaker::Trips,
-    })
+    let trips = sweeps::breaker_trips(
+        counts.would_act,
+        counts.active_users,
+        settings.breaker_share,
+    );
+    Ok(
+        match (held || trips, scope.confirm_accounts.contains(&account_id)) {
+            (false, _) => Breaker::Clear,
+            (true, true) => Breaker::Confirmed,
+            (true, false) if held => Breaker::Held,
+            (true, false) => Breaker::Trips,
+        },
+    )
 }
 
 /// Accounts in the scope, in id order, a page at a time.

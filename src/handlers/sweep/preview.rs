@@ -54,27 +54,35 @@ pub async fn preview(
             let rules = AccountRules::load(&mut tx, kind, settings, account, scope.at).await?;
             tx.rollback().await?;
             let mut rows = Vec::new();
-            let counts = super::judge_all(store, &rules, account_id, scope.at, batch, |user, deadline, action| {
-                let verdict = match action {
-                    Action::Act if kind == SweepKind::LockIdle => "lock".to_string(),
-                    Action::Act => "expire_password".to_string(),
-                    Action::Warn(stage) => format!("warn_{stage}d"),
-                    Action::Exempt(why) => format!("exempt:{}", why.as_str()),
-                    Action::Nothing => return,
-                };
-                let last_seen = signals(user).last_seen();
-                rows.push(PreviewRow {
-                    user_id: user.user.id,
-                    email: user.user.email.clone(),
-                    last_activity: last_seen,
-                    days_idle: sweeps::whole_days(last_seen, scope.at),
-                    deadline,
-                    verdict,
-                });
-            })
+            let counts = super::judge_all(
+                store,
+                &rules,
+                account_id,
+                scope.at,
+                batch,
+                |user, deadline, action| {
+                    let verdict = match action {
+                        Action::Act if kind == SweepKind::LockIdle => "lock".to_string(),
+                        Action::Act => "expire_password".to_string(),
+                        Action::Warn(stage) => format!("warn_{stage}d"),
+                        Action::Exempt(why) => format!("exempt:{}", why.as_str()),
+                        Action::Nothing => return,
+                    };
+                    let last_seen = signals(user).last_seen();
+                    rows.push(PreviewRow {
+                        user_id: user.user.id,
+                        email: user.user.email.clone(),
+                        last_activity: last_seen,
+                        days_idle: sweeps::whole_days(last_seen, scope.at),
+                        deadline,
+                        verdict,
+                    });
+                },
+            )
             .await?;
             let mut tx = store.begin_read().await?;
-            let breaker = super::breaker(&mut tx, &rules, settings, account_id, scope, counts).await?;
+            let breaker =
+                super::breaker(&mut tx, &rules, settings, account_id, scope, counts).await?;
             tx.rollback().await?;
             if breaker.blocks() {
                 for row in rows.iter_mut().filter(|row| row.verdict == "lock") {
