@@ -132,3 +132,59 @@ on_both_backends!(
     the_account_maximum_age_wins,
     the_dry_run_changes_nothing,
 );
+
+fn lifecycle(folder: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .current_dir(folder)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("LIFECYCLE_ENV")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+/// On the embedded default, offline: after `lifecycle demo`, the idle sweep's dry-run names
+/// every verdict (lock, each exemption of the demo, a warning) and changes no row; the
+/// sweep without `--dry-run` is enqueued as a job; `--confirm` needs `--account`.
+#[test]
+fn the_demo_shows_every_verdict_in_the_dry_run() {
+    let folder = tempfile::tempdir().unwrap();
+    assert!(lifecycle(folder.path(), &["demo"]).status.success());
+    let database = folder.path().join("var/lifecycle.db");
+    let before = std::fs::read(&database).unwrap();
+    let output = lifecycle(folder.path(), &["sweep", "lock-idle", "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for verdict in [
+        "ivo@acme.example",
+        " lock",
+        "exempt:service_account",
+        "exempt:exempt_list",
+        "warn_7d",
+        "breaker Clear",
+    ] {
+        assert!(stdout.contains(verdict), "{verdict} missing:\n{stdout}");
+    }
+    let json = lifecycle(
+        folder.path(),
+        &["sweep", "expire-passwords", "--dry-run", "--json"],
+    );
+    let previews: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(previews[0]["users"][0]["verdict"], "expire_password");
+    assert_eq!(
+        std::fs::read(&database).unwrap(),
+        before,
+        "a dry run writes nothing"
+    );
+
+    let refused = lifecycle(folder.path(), &["sweep", "lock-idle", "--confirm"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--account"));
+    let enqueued = lifecycle(folder.path(), &["sweep", "lock-idle", "--account", "1"]);
+    assert!(enqueued.status.success());
+    let job_id = String::from_utf8_lossy(&enqueued.stdout).trim().to_string();
+    let shown = lifecycle(folder.path(), &["jobs", "show", &job_id]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("sweep::lock_idle_users"));
+}
