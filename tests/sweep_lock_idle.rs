@@ -8,7 +8,6 @@ mod common;
 use chrono::{DateTime, Duration, Utc};
 use common::sweeps::*;
 use common::{Backend, TestEnv, seed_agent, seed_world, start_time};
-use lifecycle::demo::crm_data;
 use lifecycle::handlers::sweep::{Scope, SweepKind, preview};
 use lifecycle::handlers::{self, Outcome, Runtime};
 use lifecycle_jobs::{ActivitySource, LockIdleUsers, RecordActivity, RecordLogin};
@@ -217,7 +216,7 @@ async fn each_exemption_keeps_its_user(backend: Backend) {
 async fn the_breaker_holds_above_its_share_until_confirmed(backend: Backend) {
     let mut env = TestEnv::start(backend).await;
     let held = seed_world(&env, 1).await;
-    let clear = second_world(&env).await;
+    let clear = seed_world(&env, 1).await;
     let at = t0() + Duration::days(95);
     let mut idle = Vec::new();
     for (world, idle_count) in [(&held, 21), (&clear, 19)] {
@@ -279,41 +278,6 @@ async fn holds(env: &TestEnv, account: i64) -> i64 {
         account,
     )
     .await
-}
-
-async fn second_world(env: &TestEnv) -> common::World {
-    let now = env.clock.now();
-    let mut tx = env.tx().await;
-    let account = common::utc_account(&mut tx, "Beta Ventas", now).await;
-    let admin_role = crm_data::role(&mut tx, account, "Admin", 100, true)
-        .await
-        .unwrap();
-    let agent_role = crm_data::role(&mut tx, account, "Agent", 10, false)
-        .await
-        .unwrap();
-    let admin = crm_data::user(
-        &mut tx,
-        &crm_data::NewUser {
-            account_id: account,
-            role_id: admin_role,
-            first_name: "Bo",
-            last_name: "Admin",
-            email: "bo@beta.test",
-            country: "ES",
-            status: "active",
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    common::World {
-        account,
-        admin,
-        admin_role,
-        agent_role,
-        team: 0,
-    }
 }
 
 /// Each stage (14, 7, 1 days before) is sent once, in the user's language with the date;

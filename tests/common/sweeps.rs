@@ -2,7 +2,6 @@
 //! `at`, and the rows and mail they leave.
 
 use chrono::{DateTime, Utc};
-use lifecycle::demo::crm_data;
 use lifecycle::store::Store;
 use lifecycle::store::ledger::{JobRecord, state};
 use lifecycle_jobs::{ExpirePasswords, LockIdleUsers};
@@ -122,28 +121,10 @@ pub async fn active_agents(
     count: usize,
     at: DateTime<Utc>,
 ) -> Vec<i64> {
-    let mut tx = env.tx().await;
     let mut ids = Vec::new();
     for n in 0..count {
-        let email = format!("{prefix}{n}@acme.test");
-        let id = crm_data::user(
-            &mut tx,
-            &crm_data::NewUser {
-                account_id: world.account,
-                role_id: world.agent_role,
-                first_name: "Filler",
-                last_name: "Agent",
-                email: &email,
-                country: "ES",
-                status: "active",
-            },
-            env.clock.now(),
-        )
-        .await
-        .unwrap();
-        ids.push(id);
+        ids.push(super::seed_agent(env, world, &format!("{prefix}{n}"), "en").await);
     }
-    tx.commit().await.unwrap();
     last_active(env, &ids, at).await;
     ids
 }

@@ -294,9 +294,49 @@ impl Scope {
     }
 }
 
-/// What a sweep's `apply` answers: it commits in many transactions, never in one.
-pub fn not_one_transaction() -> crate::handlers::JobError {
-    crate::handlers::JobError::Precondition(
-        "a sweep runs in batches (Handle::run), not in one job transaction".into(),
-    )
+/// The [`crate::handlers::Handle`] impl of a user sweep's payload type: its run is
+/// [`run`] over the payload's scope. A sweep commits in many transactions, so its `apply`
+/// (one job transaction) refuses.
+macro_rules! sweep_handler {
+    ($kind:ident, $sweep:expr) => {
+        impl $crate::handlers::Handle for lifecycle_jobs::$kind {
+            fn subject(&self) -> (i64, Option<i64>) {
+                (lifecycle_jobs::Job::account_id(self), None)
+            }
+
+            fn apply(
+                &self,
+                _tx: &mut $crate::handlers::JobTx,
+                _ctx: &$crate::handlers::JobContext<'_>,
+            ) -> impl Future<Output = Result<$crate::handlers::Outcome, $crate::handlers::JobError>>
+            + Send {
+                std::future::ready(Err($crate::handlers::JobError::Precondition(
+                    "a sweep runs in batches (Handle::run), not in one job transaction".into(),
+                )))
+            }
+
+            fn run(
+                &self,
+                rt: &$crate::handlers::Runtime<'_>,
+            ) -> impl Future<Output = Result<$crate::handlers::Outcome, $crate::handlers::JobError>>
+            + Send {
+                let scope = $crate::handlers::sweep::Scope::of(
+                    rt,
+                    self.at,
+                    self.account_id,
+                    &self.confirm_accounts,
+                );
+                async move {
+                    $crate::handlers::sweep::run(
+                        rt,
+                        <Self as lifecycle_jobs::Job>::NAME,
+                        $sweep,
+                        &scope,
+                    )
+                    .await
+                }
+            }
+        }
+    };
 }
+pub(crate) use sweep_handler;
