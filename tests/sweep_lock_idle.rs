@@ -407,7 +407,54 @@ async fn a_rerun_after_a_partial_run_repeats_nothing(backend: Backend) {
     assert_eq!(third, Outcome::AlreadyApplied);
 }
 
+/// Two runs at once (the scheduler's and an operator's, or a redelivery past the visibility
+/// timeout), twelve rounds: the batches lock the rows they judge, every change is guarded by
+/// the state it leaves and every warning by its marker, so each idle user is locked, audited
+/// and emailed once, and each warning goes out once.
+async fn two_runs_at_once_change_each_user_once(backend: Backend) {
+    let mut env = TestEnv::start_with(backend, |settings| settings.sweeps.batch_size = 4).await;
+    let world = seed_world(&env, 1).await;
+    let at = t0() + Duration::days(95);
+    last_active(&env, &[world.admin], at).await;
+    active_agents(&env, &world, "r", 20, at).await;
+    // Created 95 days before the runs, past the grace; each round's people come due in
+    // their round, the later rounds' stay recently active until then.
+    let mut rounds = Vec::new();
+    for round in 0..12 {
+        let idle = active_agents(&env, &world, &format!("i{round}x"), 2, at).await;
+        let warned = active_agents(&env, &world, &format!("w{round}x"), 1, at).await;
+        rounds.push((idle, warned));
+    }
+    env.clock.set(at);
+    env.start_workers(2);
+    for (round, (idle, warned)) in rounds.iter().enumerate() {
+        last_active(&env, idle, t0()).await;
+        last_active(&env, warned, at - Duration::days(85)).await;
+        let job = LockIdleUsers {
+            at: Some(at),
+            ..Default::default()
+        };
+        let first = env.enqueue(common::request(&job)).await;
+        let second = env.enqueue(common::request(&job)).await;
+        assert_ne!(first.id, second.id);
+        for id in [first.id, second.id] {
+            assert_eq!(env.wait_for(id).await.state, "done");
+        }
+        for user in idle {
+            assert_eq!(status(&env, *user).await, "locked", "round {round}");
+            assert_eq!(audits(&env, *user, "locked").await, 1, "round {round}");
+            assert_eq!(emails(&env, *user, "locked_idle").await, 1, "round {round}");
+        }
+        assert_eq!(
+            emails(&env, warned[0], "idle_lock_warning").await,
+            1,
+            "round {round}"
+        );
+    }
+}
+
 on_both_backends!(
+    two_runs_at_once_change_each_user_once,
     the_90_day_boundary_is_an_instant,
     every_kind_of_activity_moves_the_deadline,
     new_users_have_a_grace,

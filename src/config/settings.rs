@@ -212,6 +212,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sweep_settings_out_of_range_are_refused_naming_the_key() {
+        let valid = Settings::load(None).unwrap().sweeps;
+        assert!(valid.check().is_ok());
+        let refused = |change: fn(&mut SweepSettings)| {
+            let mut sweeps = valid.clone();
+            change(&mut sweeps);
+            sweeps.check().unwrap_err().to_string()
+        };
+        assert!(refused(|s| s.breaker_share = 0.0).contains("sweeps.breaker_share"));
+        assert!(refused(|s| s.breaker_share = 1.5).contains("sweeps.breaker_share"));
+        assert!(refused(|s| s.batch_size = 0).contains("sweeps.batch_size"));
+        assert!(refused(|s| s.idle_days = 0).contains("sweeps.idle_days"));
+        assert!(refused(|s| s.warning_days = vec![14, 0]).contains("sweeps.warning_days"));
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let secret = Secret::new("postgres://app:hunter2@db/crm".to_string());
         assert_eq!(format!("{secret:?}"), "[redacted]");

@@ -105,21 +105,23 @@ async fn sweep_account(
                 would_lock: counts.would_act as i64,
                 active_users: counts.active_users as i64,
             };
-            store::hold(&mut tx, &hold).await?;
-            let detail = serde_json::json!({
-                "sweep": kind.as_str(), "would_lock": hold.would_lock,
-                "active_users": hold.active_users, "share": hold.share,
-                "breaker_share": settings.breaker_share,
-            });
-            audit::record(
-                &mut tx,
-                &stamp,
-                "account",
-                account_id,
-                "sweep_held",
-                &detail.to_string(),
-            )
-            .await?;
+            // A run racing this one (a redelivery) may have held it first: one audit row.
+            if store::hold(&mut tx, &hold).await? {
+                let detail = serde_json::json!({
+                    "sweep": kind.as_str(), "would_lock": hold.would_lock,
+                    "active_users": hold.active_users, "share": hold.share,
+                    "breaker_share": settings.breaker_share,
+                });
+                audit::record(
+                    &mut tx,
+                    &stamp,
+                    "account",
+                    account_id,
+                    "sweep_held",
+                    &detail.to_string(),
+                )
+                .await?;
+            }
             tracing::error!(
                 account_id,
                 would_lock = hold.would_lock,
