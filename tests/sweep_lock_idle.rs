@@ -453,7 +453,65 @@ async fn two_runs_at_once_change_each_user_once(backend: Backend) {
     }
 }
 
+/// A sign of use racing the sweep that would lock its user, 25 rounds: both read the
+/// user's row locked, so either the activity lands first (the user stays active) or the
+/// lock does (the activity of a locked user is not recorded); never a user locked with
+/// the activity recorded, nor active without it.
+async fn activity_racing_the_sweep_is_one_or_the_other(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 1).await;
+    let at = t0() + Duration::days(95);
+    let fillers = active_agents(&env, &world, "r", 15, at).await;
+    // Recently active until their round (so the breaker never counts them all).
+    let racers = active_agents(&env, &world, "x", 25, at).await;
+    last_active(&env, &[world.admin], at).await;
+    last_active(&env, &fillers, at).await;
+    env.clock.set(at);
+    env.start_workers(2);
+    let last_activity = "SELECT CAST(last_activity_at AS TEXT) FROM users WHERE id = $1";
+    let mut outcomes = [0, 0];
+    for (round, user) in racers.iter().enumerate() {
+        last_active(&env, &[*user], t0()).await;
+        let idle_since = text(&env, last_activity, *user).await;
+        let sweep = LockIdleUsers {
+            at: Some(at),
+            account_id: Some(world.account),
+            ..Default::default()
+        };
+        let activity = RecordActivity {
+            account_id: world.account,
+            user_id: *user,
+            source: ActivitySource::Api,
+            at: None,
+        };
+        let (first, second) = if round % 2 == 0 {
+            (common::request(&sweep), common::request(&activity))
+        } else {
+            (common::request(&activity), common::request(&sweep))
+        };
+        let first = env.enqueue(first).await;
+        let second = env.enqueue(second).await;
+        for id in [first.id, second.id] {
+            assert_eq!(env.wait_for(id).await.state, "done");
+        }
+        let locked = status(&env, *user).await == "locked";
+        let activity_recorded = text(&env, last_activity, *user).await != idle_since;
+        assert!(
+            locked != activity_recorded,
+            "round {round}: locked {locked}, activity recorded {activity_recorded}"
+        );
+        outcomes[usize::from(locked)] += 1;
+    }
+    // Which one wins a round is up to the workers (both happen); the invariant above is
+    // what must hold whichever does.
+    eprintln!(
+        "activity first: {}, lock first: {}",
+        outcomes[0], outcomes[1]
+    );
+}
+
 on_both_backends!(
+    activity_racing_the_sweep_is_one_or_the_other,
     two_runs_at_once_change_each_user_once,
     the_90_day_boundary_is_an_instant,
     every_kind_of_activity_moves_the_deadline,
