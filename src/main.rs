@@ -69,10 +69,11 @@ enum Command {
     Demo,
     /// Each sweep's cron expression, time zone, next firing and last run.
     Schedule,
-    /// Run a sweep now, in this process, or list what it would change (--dry-run).
+    /// Preview (--dry-run) or run a sweep: lock-idle, expire-passwords, release-licenses,
+    /// prune.
     Sweep {
         #[command(subcommand)]
-        sweep: cli::sweep_release_prune::SweepCommand,
+        sweep: cli::sweep::SweepCommand,
     },
 }
 
@@ -349,11 +350,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             print!("{}", cli::schedule::table(&app, chrono::Utc::now()).await?);
             app.store.close().await;
         }
-        Command::Sweep { sweep } => {
-            let app = App::start(settings, Clock::System).await?;
-            print!("{}", sweep.run(&app).await?);
-            app.store.close().await;
-        }
+        Command::Sweep { sweep } => cli::sweep::execute(settings, sweep).await?,
     }
     Ok(())
 }

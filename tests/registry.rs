@@ -65,6 +65,8 @@ const MINIMAL_PAYLOADS: &[(&str, &str)] = &[
     ("noop", r#"{"account_id":1}"#),
     ("release-due-licenses", r#"{"at":"2026-03-10T03:00:00Z"}"#),
     ("prune-job-history", r#"{"at":"2026-03-10T03:00:00Z"}"#),
+    ("lock-idle-users", r#"{}"#),
+    ("expire-passwords", r#"{}"#),
 ];
 
 /// Every kind of the list with its minimal payload: (name, slug, payload).

@@ -3,4 +3,5 @@
 
 pub mod admin;
 pub mod schedule;
+pub mod sweep;
 pub mod sweep_release_prune;

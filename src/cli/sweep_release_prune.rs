@@ -2,13 +2,13 @@
 //! the queue), or with `--dry-run` lists what it would change and changes nothing.
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Subcommand};
+use clap::Args;
 use lifecycle::App;
 use lifecycle::handlers::{prune_job_history, release_due_licenses};
 use lifecycle::store::{StoreError, ledger, licenses};
 use serde_json::json;
 
-#[derive(Subcommand)]
+/// The sweeps run in this process, as [`super::sweep::SweepCommand`] hands them over.
 pub enum SweepCommand {
     /// Free every `releasing` license whose release instant has passed (ReleaseDueLicenses).
     ReleaseLicenses(SweepArgs),
@@ -34,6 +34,18 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|error| format!("{error}; expected RFC 3339, e.g. 2026-03-29T03:00:00Z"))
+}
+
+/// Runs `command` against a service started for it, printing what it did.
+pub async fn execute(
+    settings: lifecycle::config::Settings,
+    command: SweepCommand,
+) -> anyhow::Result<()> {
+    let app = App::start(settings, lifecycle::clock::Clock::System).await?;
+    let printed = command.run(&app).await;
+    app.store.close().await;
+    print!("{}", printed?);
+    Ok(())
 }
 
 /// Licenses the dry-run lists per read.

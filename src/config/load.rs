@@ -65,6 +65,7 @@ impl Settings {
         settings.http.check_tokens()?;
         crate::schedule::Schedules::from_settings(&settings.schedule)?;
         settings.admin.check_operators()?;
+        settings.sweeps.check()?;
         Ok(settings)
     }
 }

@@ -25,5 +25,6 @@ pub use operators::{AdminSettings, Operator};
 pub use settings::{
     DatabaseSettings, HttpSettings, KindRetry, LogSettings, MailSettings, MailTransport,
     PolicySettings, QueueBackend, QueueSettings, ScheduleSettings, Secret, Settings, SweepSchedule,
+    SweepSettings,
 };
 pub use tokens::ServiceToken;

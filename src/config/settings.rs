@@ -37,6 +37,7 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub mail: MailSettings,
     pub policy: PolicySettings,
+    pub sweeps: SweepSettings,
     pub http: HttpSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
@@ -152,6 +153,63 @@ pub struct PolicySettings {
     pub failed_login_limit: u32,
 }
 
+/// The nightly sweeps' rules (`[sweeps]`): defaults where an account sets none of its own
+/// (`accounts.idle_days`, `accounts.password_max_age_days`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSettings {
+    /// Days without any sign of use after which an active user is locked (`idle`).
+    pub idle_days: u32,
+    /// Days a password lasts; then the user must change it at the next sign-in.
+    pub password_max_age_days: u32,
+    /// Days after creation during which a user is never idle-locked.
+    pub new_user_grace_days: u32,
+    /// Days before a lock or an expiry when a warning is emailed, one per stage.
+    pub warning_days: Vec<u32>,
+    /// A run that would lock more than this share of an account's active users locks nobody
+    /// there and holds the account until an administrator confirms.
+    pub breaker_share: f64,
+    /// Users read and changed per statement and transaction.
+    pub batch_size: u32,
+}
+
+impl SweepSettings {
+    /// Refuses values no sweep can work with, naming the key.
+    pub fn check(&self) -> Result<(), super::ConfigError> {
+        let invalid = |what: String| Err(super::ConfigError::Invalid(what));
+        if !(self.breaker_share > 0.0 && self.breaker_share <= 1.0) {
+            return invalid(format!(
+                "sweeps.breaker_share must be above 0 and at most 1, not {}",
+                self.breaker_share
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > 10_000 {
+            return invalid(format!(
+                "sweeps.batch_size must be between 1 and 10000, not {}",
+                self.batch_size
+            ));
+        }
+        for (key, days) in [
+            ("idle_days", self.idle_days),
+            ("password_max_age_days", self.password_max_age_days),
+        ] {
+            if days == 0 {
+                return invalid(format!("sweeps.{key} must be at least 1 day"));
+            }
+        }
+        if let Some(days) = self
+            .warning_days
+            .iter()
+            .find(|days| **days == 0 || **days > 365)
+        {
+            return invalid(format!(
+                "sweeps.warning_days must hold days between 1 and 365, not {days}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -174,6 +232,22 @@ pub struct LogSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_settings_out_of_range_are_refused_naming_the_key() {
+        let valid = Settings::load(None).unwrap().sweeps;
+        assert!(valid.check().is_ok());
+        let refused = |change: fn(&mut SweepSettings)| {
+            let mut sweeps = valid.clone();
+            change(&mut sweeps);
+            sweeps.check().unwrap_err().to_string()
+        };
+        assert!(refused(|s| s.breaker_share = 0.0).contains("sweeps.breaker_share"));
+        assert!(refused(|s| s.breaker_share = 1.5).contains("sweeps.breaker_share"));
+        assert!(refused(|s| s.batch_size = 0).contains("sweeps.batch_size"));
+        assert!(refused(|s| s.idle_days = 0).contains("sweeps.idle_days"));
+        assert!(refused(|s| s.warning_days = vec![14, 0]).contains("sweeps.warning_days"));
+    }
 
     #[test]
     fn secrets_do_not_print() {

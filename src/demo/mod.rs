@@ -6,6 +6,7 @@
 //! the service never writes them in production. `waiter` waits for a job to finish.
 
 pub mod crm_data;
+pub mod sweep_examples;
 pub mod waiter;
 
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub struct DemoReport {
 
 /// Creates the demo account: an admin, two team leaders, a salesperson in Spain with
 /// contacts, tasks and playbooks, licenses in Spain and Portugal and a Spanish phone
-/// number.
+/// number; and the idle, exempt and warned people of `sweep_examples`.
 pub async fn seed_account(
     tx: &mut Tx,
     now: chrono::DateTime<chrono::Utc>,
@@ -140,6 +141,7 @@ pub async fn seed_account(
         crm_data::task(tx, account_id, Some(salesperson_id), title, state, now).await?;
     }
     crm_data::opportunity(tx, account_id, salesperson_id, "Mercadona expansion", now).await?;
+    sweep_examples::seed(tx, account_id, rep_role, now).await?;
     Ok(DemoAccount {
         account_id,
         admin_id,

@@ -10,4 +10,5 @@ pub mod guards;
 pub mod lockout;
 pub mod reassignment;
 pub mod seats;
+pub mod sweeps;
 pub mod user;

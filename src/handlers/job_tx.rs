@@ -71,6 +71,9 @@ pub struct JobTx {
     account_id: i64,
     user_id: Option<i64>,
     follow_ups: Vec<FollowUp>,
+    /// A batch of a job that commits in many transactions (a sweep): the last audit row
+    /// id before it began. Its event lists only the rows after; no applied mark is written.
+    batch_after_audit_id: Option<i64>,
 }
 
 /// A committed-to-be job transaction taken apart, for the registry to commit.
@@ -80,6 +83,7 @@ pub struct JobTxParts {
     pub account_id: i64,
     pub user_id: Option<i64>,
     pub follow_ups: Vec<FollowUp>,
+    pub batch_after_audit_id: Option<i64>,
 }
 
 impl JobTx {
@@ -100,7 +104,29 @@ impl JobTx {
             account_id,
             user_id,
             follow_ups: Vec::new(),
+            batch_after_audit_id: None,
         }))
+    }
+
+    /// Opens one batch of job `job_id`, a job that commits its effects in many short
+    /// transactions (a sweep). A batch is idempotent by its own statements (each change is
+    /// guarded by the state it leaves), not by the job's applied mark: a rerun after a
+    /// crash finishes what the batches before did not, and changes nothing twice.
+    pub async fn begin_batch(
+        store: &Store,
+        job_id: Uuid,
+        (account_id, user_id): (i64, Option<i64>),
+    ) -> Result<Self, StoreError> {
+        let mut tx = store.begin().await?;
+        let after = crate::store::audit::last_id(&mut tx).await?;
+        Ok(Self {
+            tx,
+            job_id,
+            account_id,
+            user_id,
+            follow_ups: Vec::new(),
+            batch_after_audit_id: Some(after),
+        })
     }
 
     /// Records that the job turned out to be about `user_id` (a user it created, a buyer it
@@ -153,6 +179,7 @@ impl JobTx {
             account_id: self.account_id,
             user_id: self.user_id,
             follow_ups: self.follow_ups,
+            batch_after_audit_id: self.batch_after_audit_id,
         }
     }
 }

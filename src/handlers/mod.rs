@@ -7,7 +7,9 @@ pub mod confirm_user;
 pub mod create_user;
 pub mod deactivate_salesperson;
 pub mod deactivate_user;
+pub mod expire_passwords;
 pub mod job_tx;
+pub mod lock_idle_users;
 pub mod noop;
 pub mod outbox;
 pub mod prune_job_history;
@@ -20,6 +22,7 @@ pub mod registry;
 pub mod release_due_licenses;
 pub mod release_license;
 pub mod send_email;
+pub mod sweep;
 pub mod sweep_result;
 pub mod unlock_user;
 

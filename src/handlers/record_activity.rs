@@ -27,6 +27,9 @@ pub async fn apply(
     ctx: &JobContext<'_>,
     job: &RecordActivity,
 ) -> Result<Outcome, JobError> {
+    // The status decides whether the activity counts: read it locked, so a racing idle
+    // sweep either sees this activity or locks first (then this records nothing).
+    users::lock_in_account(tx, job.account_id, &[job.user_id]).await?;
     let user = load_user(tx, job.account_id, job.user_id).await?;
     let now = ctx.clock.now();
     let at = job.at.map_or(now, |at| at.min(now));

@@ -79,6 +79,7 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         account_id,
         user_id,
         follow_ups,
+        batch_after_audit_id,
     } = tx.into_parts();
     let mut pushes = Vec::with_capacity(follow_ups.len());
     for follow_up in follow_ups {
@@ -97,9 +98,15 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         pushes.push(after_commit);
     }
     let now = rt.clock.now();
-    ledger::mark_applied(&mut tx, job_id, kind, now).await?;
-    let changes: Vec<serde_json::Value> = audit::for_job(&mut tx, job_id)
-        .await?
+    let audited = match batch_after_audit_id {
+        // A batch of a job that commits in many transactions: its own rows only.
+        Some(after) => audit::for_job_after(&mut tx, job_id, after).await?,
+        None => {
+            ledger::mark_applied(&mut tx, job_id, kind, now).await?;
+            audit::for_job(&mut tx, job_id).await?
+        }
+    };
+    let changes: Vec<serde_json::Value> = audited
         .into_iter()
         .map(|row| {
             serde_json::json!({
@@ -110,7 +117,7 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         })
         .collect();
     if !changes.is_empty() {
-        events::record(
+        events::record_in_batch(
             &mut tx,
             &NewEvent {
                 kind,
@@ -122,6 +129,8 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
                 // Only Redis has a stream to publish to; otherwise the table is the feed.
                 published_at: (!rt.queue.publishes_events()).then_some(now),
             },
+            // A batch's watermark: above every audit row of the job's batches before.
+            batch_after_audit_id.unwrap_or(0),
         )
         .await?;
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
-use lifecycle_jobs::{Job, PruneJobHistory, ReleaseDueLicenses};
+use lifecycle_jobs::{ExpirePasswords, Job, LockIdleUsers, PruneJobHistory, ReleaseDueLicenses};
 
 use crate::config::{ConfigError, ScheduleSettings, SweepSchedule};
 use crate::queue::{EnqueueRequest, IdempotencyKey, QueueError};
@@ -30,6 +30,30 @@ pub struct Sweep {
 
 /// Every scheduled sweep: adding one is adding a line (its job kind exists).
 pub const SWEEPS: &[Sweep] = &[
+    Sweep {
+        name: "lock_idle",
+        cli: "lock-idle",
+        default_cron: "0 2 * * *",
+        job: |at| {
+            sweep_job(LockIdleUsers {
+                at: Some(at),
+                account_id: None,
+                confirm_accounts: Vec::new(),
+            })
+        },
+    },
+    Sweep {
+        name: "expire_passwords",
+        cli: "expire-passwords",
+        default_cron: "30 2 * * *",
+        job: |at| {
+            sweep_job(ExpirePasswords {
+                at: Some(at),
+                account_id: None,
+                confirm_accounts: Vec::new(),
+            })
+        },
+    },
     Sweep {
         name: "release_licenses",
         cli: "release-licenses",

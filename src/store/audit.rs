@@ -107,3 +107,25 @@ pub async fn for_job(tx: &mut Tx, job_id: Uuid) -> Result<Vec<AuditRow>, StoreEr
         job_id
     )
 }
+
+/// The audit rows of `job_id` after row `after_id`: those of one batch of a job that
+/// commits in many transactions.
+pub async fn for_job_after(
+    tx: &mut Tx,
+    job_id: Uuid,
+    after_id: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    super::fetch_all!(
+        tx,
+        AuditRow,
+        "SELECT actor, job_id, entity, entity_id, action, detail FROM audit_log
+          WHERE job_id = $1 AND id > $2 ORDER BY id",
+        job_id,
+        after_id
+    )
+}
+
+/// The id of the last audit row (0 when there is none).
+pub async fn last_id(tx: &mut Tx) -> Result<i64, StoreError> {
+    super::fetch_scalar!(tx, "SELECT COALESCE(MAX(id), 0) FROM audit_log")
+}

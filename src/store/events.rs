@@ -23,14 +23,26 @@ pub struct NewEvent<'a> {
 }
 
 pub async fn record(tx: &mut Tx, event: &NewEvent<'_>) -> Result<(), StoreError> {
+    record_in_batch(tx, event, 0).await
+}
+
+/// Records the event of one batch of a job that commits in many transactions (a sweep):
+/// `batch` tells a job's events apart (`events (job_id, batch)` is unique); 0 for a job
+/// that commits once.
+pub async fn record_in_batch(
+    tx: &mut Tx,
+    event: &NewEvent<'_>,
+    batch: i64,
+) -> Result<(), StoreError> {
     execute!(
         tx,
-        "INSERT INTO events (kind, account_id, user_id, job_id, at, changes, published_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO events (kind, account_id, user_id, job_id, batch, at, changes, published_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         event.kind,
         event.account_id,
         event.user_id,
         event.job_id,
+        batch,
         event.at,
         event.changes,
         event.published_at

@@ -17,6 +17,7 @@ pub mod licenses;
 pub mod outbox;
 pub mod records;
 pub mod schedule;
+pub mod sweeps;
 pub mod teams;
 pub mod users;
 pub mod workers;

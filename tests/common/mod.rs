@@ -10,6 +10,7 @@ pub mod hostile;
 pub mod http_client;
 pub mod process;
 pub mod smtp_sink;
+pub mod sweeps;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -363,6 +364,27 @@ impl TestEnv {
         match self.store() {
             Store::Postgres(pool) => sqlx::query_scalar(sql).bind(param).fetch_one(pool).await,
             Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(param).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// Like [`TestEnv::scalar`] with a second, text parameter `$2`.
+    pub async fn scalar_text_param(&self, sql: &'static str, param: i64, text: &str) -> i64 {
+        match self.store() {
+            Store::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(param)
+                    .bind(text)
+                    .fetch_one(pool)
+                    .await
+            }
+            Store::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(param)
+                    .bind(text)
+                    .fetch_one(pool)
+                    .await
+            }
         }
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
