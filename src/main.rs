@@ -340,6 +340,10 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { command } => cli::admin::execute(command)?,
         Command::Demo => {
+            // The demo plays its own scenario: a sweep fired by its worker (the catch-up of
+            // last night's tick) would change what `sweep --dry-run` shows afterwards.
+            let mut settings = settings;
+            lifecycle::schedule::unschedule_all(&mut settings.schedule);
             let app = App::start(settings, Clock::System).await?;
             let report = demo::run(app.clone()).await?;
             print!("{}", report.table());
