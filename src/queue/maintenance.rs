@@ -210,15 +210,18 @@ impl Queue {
         }
     }
 
-    /// Deletes finished jobs older than the retention, in batches, until none is left or
+    /// Deletes finished jobs older than the retention (dead ones after their own), in batches, until none is left or
     /// `budget` has passed. Returns how many.
     pub async fn prune(&self, budget: Duration) -> Result<u64, QueueError> {
         let started = std::time::Instant::now();
-        let retention_ms = i64::from(self.settings.retention_days) * 24 * 3600 * 1000;
-        let before_ms = self.clock.now_ms() - retention_ms;
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        let now_ms = self.clock.now_ms();
+        let before_ms = now_ms - i64::from(self.settings.retention_days) * DAY_MS;
+        let dead_before_ms = now_ms - i64::from(self.settings.dead_retention_days) * DAY_MS;
         let mut pruned = 0;
         loop {
-            let batch = ledger::prune_finished(&self.store, before_ms, PRUNE_CHUNK).await?;
+            let batch =
+                ledger::prune_finished(&self.store, before_ms, dead_before_ms, PRUNE_CHUNK).await?;
             pruned += batch;
             if batch < PRUNE_CHUNK as u64 || started.elapsed() >= budget {
                 return Ok(pruned);

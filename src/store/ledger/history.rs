@@ -28,18 +28,30 @@ pub async fn count_in_state(store: &Store, state: &str) -> Result<i64, StoreErro
     Ok(count)
 }
 
-/// Deletes up to `limit` finished (done or dead) jobs that finished before `before_ms`,
-/// with their attempt errors and applied marks, in one transaction. Returns how many. A
-/// pruned job cannot be redelivered into effects: a delivery runs only if it claims its
-/// ledger row.
-pub async fn prune_finished(store: &Store, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+/// Deletes up to `limit` finished jobs: done or discarded ones that finished before
+/// `before_ms`, dead ones (kept for an operator to retry or discard) that died before
+/// `dead_before_ms`; with their attempt errors and applied marks, in one transaction.
+/// Returns how many. A pruned job cannot be redelivered into effects: a delivery runs only
+/// if it claims its ledger row.
+pub async fn prune_finished(
+    store: &Store,
+    before_ms: i64,
+    dead_before_ms: i64,
+    limit: i64,
+) -> Result<u64, StoreError> {
     let mut tx = store.begin().await?;
     let ids: Vec<(Uuid,)> = fetch_all!(
         &mut tx,
         (Uuid,),
-        "SELECT id FROM jobs WHERE state IN ('done', 'dead') AND finished_at_ms < $1
-          ORDER BY finished_at_ms LIMIT $2",
+        "SELECT id FROM jobs
+          WHERE state IN ('done', 'dead', 'discarded')
+            AND finished_at_ms < $3
+            AND ((state <> 'dead' AND finished_at_ms < $1)
+                 OR (state = 'dead' AND finished_at_ms < $2))
+          ORDER BY finished_at_ms LIMIT $4",
         before_ms,
+        dead_before_ms,
+        before_ms.max(dead_before_ms),
         limit
     )?;
     if ids.is_empty() {

@@ -26,7 +26,7 @@ pub use reconcile::{
     UnpushedJob, forget_pushed, mark_pushed, mark_pushed_in, queue_epoch, record_queue_epoch,
     unpushed,
 };
-pub use requeue::{requeue, requeue_held_by, requeue_stale};
+pub use requeue::{requeue, requeue_failed, requeue_held_by, requeue_stale};
 pub use settle::{Settlement, settle_many};
 
 /// The lifecycle of a ledger row.
