@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use lifecycle::clock::Clock;
-use lifecycle::config::{ConfigError, Settings};
+use lifecycle::config::{ConfigError, LogFormat, Settings};
 use lifecycle::queue::{EnqueueRequest, IdempotencyKey, worker};
 use lifecycle::{App, StartError, demo, http};
 use lifecycle_jobs::{Actor, DeactivateSalesperson, DeactivateUser, Job, ReassignRecords};
@@ -272,13 +272,16 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(&settings.log.filter)),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     match cli.command {
         Command::Migrate => {

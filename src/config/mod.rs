@@ -20,7 +20,7 @@ pub use error::ConfigError;
 pub use keys::nearest;
 pub use load::API_TOKENS_VARIABLE;
 pub use settings::{
-    DatabaseSettings, HttpSettings, KindRetry, LogSettings, MailSettings, MailTransport,
+    DatabaseSettings, HttpSettings, KindRetry, LogFormat, LogSettings, MailSettings, MailTransport,
     PolicySettings, QueueBackend, QueueSettings, Secret, Settings,
 };
 pub use tokens::ServiceToken;

@@ -2,6 +2,7 @@
 //! document; the dashboard joins it.
 
 pub mod api;
+mod metrics;
 pub mod openapi;
 mod tokens;
 

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::redis::Message;
 use super::{Queue, QueueError};
+use crate::metrics::{METRICS, Outcome};
 use crate::store::admin::{self, JobFilter, NewOperatorAction};
 use crate::store::{StoreError, ledger};
 
@@ -189,7 +190,7 @@ impl Queue {
         let now_ms = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
         let note = format!("discarded by {operator}: {reason}");
-        if !admin::discard(&mut tx, id, &note, now_ms).await? {
+        let Some(kind) = admin::discard(&mut tx, id, &note, now_ms).await? else {
             tx.rollback().await?;
             return Err(match ledger::get(&self.store, id).await? {
                 None => AdminError::NoSuchJob(id),
@@ -198,7 +199,7 @@ impl Queue {
                     state: job.state,
                 },
             });
-        }
+        };
         admin::record_action(
             &mut tx,
             &NewOperatorAction {
@@ -212,6 +213,7 @@ impl Queue {
         )
         .await?;
         tx.commit().await?;
+        METRICS.processed(&kind, Outcome::Discarded);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{Value, fetch_rows};
-use crate::store::{Store, StoreError, Tx, execute, fetch_all};
+use crate::store::{Store, StoreError, Tx, execute, fetch_all, fetch_optional};
 
 /// An operator's action, to record.
 #[derive(Clone, Debug)]
@@ -61,23 +61,25 @@ pub async fn list_actions(store: &Store, limit: i64) -> Result<Vec<OperatorActio
 
 /// Gives up on a job waiting to run or dead: `discarded`, final, its attempts kept and the
 /// reason in its last error. A running job is left alone (its worker settles it); returns
-/// whether the job was discarded.
+/// the kind of the job discarded, `None` when it was not.
 pub async fn discard(
     tx: &mut Tx,
     job_id: Uuid,
     note: &str,
     now_ms: i64,
-) -> Result<bool, StoreError> {
-    let changed = execute!(
+) -> Result<Option<String>, StoreError> {
+    let kind: Option<(String,)> = fetch_optional!(
         tx,
+        (String,),
         "UPDATE jobs SET state = 'discarded', last_error = $2, finished_at_ms = $3,
                          locked_by = NULL, locked_at_ms = NULL
-          WHERE id = $1 AND state IN ('queued', 'dead')",
+          WHERE id = $1 AND state IN ('queued', 'dead')
+          RETURNING kind",
         job_id,
         note,
         now_ms
     )?;
-    Ok(changed == 1)
+    Ok(kind.map(|(kind,)| kind))
 }
 
 /// Pauses `kind`: workers start none of its jobs until it is resumed. Returns whether it

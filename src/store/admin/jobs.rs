@@ -350,3 +350,19 @@ pub async fn oldest_due_since_ms(store: &Store, now_ms: i64) -> Result<Option<i6
     .await?;
     Ok(rows.first().map(|(created,)| *created))
 }
+
+/// Jobs by operator state (as [`JobState`] names them) at `now_ms`: the `lifecycle_jobs`
+/// gauge and the overview. One pass over the ledger.
+pub async fn counts_by_state(store: &Store, now_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    fetch_rows(
+        store,
+        "SELECT CASE WHEN state = 'queued' AND attempts > 0 THEN 'retrying'
+                     WHEN state = 'queued' AND run_at_ms > $1 THEN 'scheduled'
+                     ELSE state END AS operator_state,
+                COUNT(*)
+           FROM jobs GROUP BY 1"
+            .to_string(),
+        &[Value::Int(now_ms)],
+    )
+    .await
+}

@@ -20,7 +20,7 @@ pub use history::{
 };
 pub use jobs::{
     JobCursor, JobFilter, JobPage, JobState, KindStateCount, count_matching,
-    counts_by_kind_and_state, list_jobs, matching_ids, oldest_due_since_ms,
+    counts_by_kind_and_state, counts_by_state, list_jobs, matching_ids, oldest_due_since_ms,
 };
 
 use sqlx::postgres::PgRow;
