@@ -616,7 +616,107 @@ async fn dead_jobs_outlive_the_retention_of_finished_ones(backend: Backend) {
     );
 }
 
+/// An operator discarding jobs while workers claim them: each job either ran (its effect
+/// applied once, the discard refused) or was discarded before any attempt (no effect).
+async fn discard_races_the_workers(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 1).await;
+    let operator = lifecycle::queue::admin::Operator::new("ops-test").unwrap();
+    let (mut ran, mut discarded) = (0, 0);
+    for round in 0..4 {
+        env.stop_worker().await;
+        let mut users = Vec::new();
+        for n in 0..50 {
+            users.push(seed_agent(&env, &world, &format!("R{round}n{n}"), "en").await);
+        }
+        let requests = users
+            .iter()
+            .map(|user| request(&login(&world, *user)))
+            .collect();
+        env.app.queue.enqueue_batch(requests).await.unwrap();
+        let filter = JobFilter {
+            state: Some(JobState::Queued),
+            ..JobFilter::default()
+        };
+        let page = admin::list_jobs(env.store(), &filter, None, 1000, env.clock.now_ms())
+            .await
+            .unwrap();
+        assert_eq!(page.jobs.len(), users.len(), "round {round}");
+        env.start_worker();
+        // Discards start once the workers have: the two race over the rest.
+        let started = std::time::Instant::now();
+        while admin::count_matching(env.store(), &filter, env.clock.now_ms())
+            .await
+            .unwrap()
+            == users.len() as i64
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "workers start"
+            );
+            tokio::task::yield_now().await;
+        }
+        let discards: Vec<_> = page
+            .jobs
+            .iter()
+            .map(|job| {
+                let (queue, operator, id) = (env.app.queue.clone(), operator.clone(), job.id);
+                tokio::spawn(async move { queue.discard_job(&operator, id, "race").await })
+            })
+            .collect();
+        for discard in discards {
+            if let Err(error) = discard.await.unwrap() {
+                assert!(error.to_string().contains("only a queued"), "{error}");
+            }
+        }
+        let started = std::time::Instant::now();
+        let unfinished = |env: &TestEnv| {
+            let (store, now) = (env.store().clone(), env.clock.now_ms());
+            async move {
+                let mut left = 0;
+                for state in [JobState::Queued, JobState::Running, JobState::Retrying] {
+                    let filter = JobFilter {
+                        state: Some(state),
+                        ..JobFilter::default()
+                    };
+                    left += admin::count_matching(&store, &filter, now).await.unwrap();
+                }
+                left
+            }
+        };
+        while unfinished(&env).await > 0 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the jobs settle"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for (job, user) in page.jobs.iter().rev().zip(&users) {
+            let record = env.job(job.id).await;
+            let failures = env
+                .scalar(
+                    "SELECT CAST(failed_logins AS BIGINT) FROM users WHERE id = $1",
+                    *user,
+                )
+                .await;
+            match record.state.as_str() {
+                "done" => {
+                    assert_eq!(failures, 1, "ran once: {record:?}");
+                    ran += 1;
+                }
+                "discarded" => {
+                    assert_eq!((failures, record.attempts), (0, 0), "never ran: {record:?}");
+                    discarded += 1;
+                }
+                other => panic!("job {} ended {other}", job.id),
+            }
+        }
+    }
+    println!("{backend:?}: {ran} ran, {discarded} discarded");
+}
+
 on_both_backends!(
+    discard_races_the_workers,
     lists_filter_and_page_without_gaps,
     retry_one_and_every_job_matching_a_filter,
     discard_keeps_the_job_with_its_reason,
