@@ -261,6 +261,20 @@ async fn lists_filter_and_page_without_gaps(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(queued, all.len() as i64 - 1);
+    // The overview's counts, and the wait of the job due longest (the first batch, 5 s ago).
+    let counts = admin::counts_by_kind_and_state(env.store()).await.unwrap();
+    let count_of = |kind: &str| {
+        counts
+            .iter()
+            .find(|count| count.kind == kind && count.state == "queued")
+            .map_or(0, |count| count.jobs)
+    };
+    assert_eq!(count_of("system::noop"), 251);
+    assert_eq!(count_of("user::record_login"), 2);
+    let oldest = admin::oldest_due_since_ms(env.store(), now_ms)
+        .await
+        .unwrap();
+    assert_eq!(oldest.map(|since| now_ms - since), Some(5_000));
 
     // Bad input: one line naming the argument.
     for (argument, value) in [
