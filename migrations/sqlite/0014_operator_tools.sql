@@ -60,13 +60,12 @@ CREATE UNIQUE INDEX jobs_caller_key ON jobs (account_id, caller_key) WHERE calle
 -- `queue.dead_retention_days`; both walk this index.
 CREATE INDEX jobs_finished ON jobs (finished_at_ms) WHERE state IN ('done', 'dead', 'discarded');
 
--- Lists, newest first, keyset-paginated on (created_at_ms, id): a deep page seeks as page 1.
-CREATE INDEX jobs_created ON jobs (created_at_ms, id);
+-- Lists, newest first, are keyset-paginated on the primary key (job ids are UUIDv7, in
+-- creation order): no index of their own, written on every state change of every job.
 -- The dead list by kind, the one operators open most; partial, so it costs only dead rows.
-CREATE INDEX jobs_dead_by_kind ON jobs (kind, created_at_ms, id) WHERE state = 'dead';
+CREATE INDEX jobs_dead_by_kind ON jobs (kind, id) WHERE state = 'dead';
 -- "What happened to user U": the events their jobs emitted.
 CREATE INDEX events_user ON events (user_id, id);
-CREATE INDEX job_attempt_errors_at ON job_attempt_errors (job_id, at_ms);
 
 CREATE TABLE operator_actions (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
