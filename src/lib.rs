@@ -10,6 +10,7 @@ pub mod domain;
 pub mod handlers;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod queue;
 pub mod retrying;
 pub mod schedule;

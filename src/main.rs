@@ -9,9 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use lifecycle::clock::Clock;
-use lifecycle::config::{ConfigError, Settings};
+use lifecycle::config::{ConfigError, LogFormat, Settings};
 use lifecycle::queue::{EnqueueRequest, IdempotencyKey, worker};
-use lifecycle::store::ledger;
 use lifecycle::{App, StartError, demo, http};
 use lifecycle_jobs::{Actor, DeactivateSalesperson, DeactivateUser, Job, ReassignRecords};
 use tracing_subscriber::EnvFilter;
@@ -55,16 +54,18 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Inspect the job ledger.
+    /// Inspect the job ledger and act on it: list, show, retry, discard, pause, resume.
     Jobs {
         #[command(subcommand)]
-        command: JobsCommand,
+        command: cli::jobs::JobsCommand,
     },
     /// The dashboard's operators.
     Admin {
         #[command(subcommand)]
         command: cli::admin::AdminCommand,
     },
+    /// What happened to a user: their jobs, failed attempts and audit rows, newest first.
+    History(cli::history::HistoryArgs),
     /// Create a demo account, deactivate a salesperson through the queue, show what changed.
     Demo,
     /// Each sweep's cron expression, time zone, next firing and last run.
@@ -239,12 +240,6 @@ fn new_token(name: &str) -> anyhow::Result<String> {
     ))
 }
 
-#[derive(Subcommand)]
-enum JobsCommand {
-    /// One job: state, attempts, last error.
-    Show { id: uuid::Uuid },
-}
-
 /// Exit codes: 0 success; 1 a failure at run time (a database, Redis or port that cannot be
 /// reached, a job refused); 2 a usage or configuration error (clap uses 2 for bad arguments
 /// too). Every failure is one line on stderr, `error: ...`, without a backtrace: the causes
@@ -290,13 +285,16 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(&settings.log.filter)),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     match cli.command {
         Command::Migrate => {
@@ -324,19 +322,13 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::New { name },
         } => print!("{}", new_token(&name)?),
-        Command::Jobs {
-            command: JobsCommand::Show { id },
-        } => {
+        Command::Jobs { command } => {
             let app = App::start(settings, Clock::System).await?;
-            let Some(job) = ledger::get(&app.store, id).await? else {
-                bail!("no job {id}");
-            };
-            println!("id:          {}", job.id);
-            println!("kind:        {}", job.kind);
-            println!("state:       {}", job.state);
-            println!("attempts:    {}/{}", job.attempts, job.max_attempts);
-            println!("last error:  {}", job.last_error.as_deref().unwrap_or("-"));
-            println!("payload:     {}", job.payload);
+            cli::jobs::run(&app, command).await?;
+        }
+        Command::History(args) => {
+            let app = App::start(settings, Clock::System).await?;
+            cli::history::run(&app, args).await?;
         }
         Command::Admin { command } => cli::admin::execute(command)?,
         Command::Demo => {

@@ -31,6 +31,7 @@ async fn start(backend: Backend) -> TestEnv {
             system: false,
             accounts: Some(vec![1]),
             check_tokens: false,
+            metrics: false,
         }];
     })
     .await

@@ -36,6 +36,7 @@ fn scoped(account: i64) -> Vec<ServiceToken> {
             system: false,
             accounts: Some(vec![account]),
             check_tokens: false,
+            metrics: false,
         },
         ServiceToken {
             name: "billing".into(),
@@ -44,6 +45,7 @@ fn scoped(account: i64) -> Vec<ServiceToken> {
             system: true,
             accounts: None,
             check_tokens: true,
+            metrics: false,
         },
     ]
 }

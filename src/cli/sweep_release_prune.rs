@@ -133,18 +133,16 @@ async fn all_due(
 
 async fn prune(app: &App, args: SweepArgs) -> anyhow::Result<String> {
     let at = args.at.unwrap_or_else(|| app.clock.now());
-    let before_ms = prune_job_history::cutoff_ms(&app.queue, &app.clock, at);
-    let before = DateTime::<Utc>::from_timestamp_millis(before_ms).unwrap_or(at);
+    let cutoffs = prune_job_history::cutoffs(&app.settings.queue, &app.clock, at);
+    let before = DateTime::<Utc>::from_timestamp_millis(cutoffs.finished_before_ms).unwrap_or(at);
     let (changed, verb) = if args.dry_run {
         (
-            ledger::count_finished_before(&app.store, before_ms).await? as u64,
+            ledger::count_prunable(&app.store, cutoffs).await? as u64,
             "would be pruned",
         )
     } else {
         (
-            app.queue
-                .prune_before(before_ms, std::time::Duration::MAX)
-                .await?,
+            ledger::prune(&app.store, cutoffs, std::time::Duration::MAX).await?,
             "pruned",
         )
     };

@@ -23,7 +23,7 @@ pub use keys::nearest;
 pub use load::API_TOKENS_VARIABLE;
 pub use operators::{AdminSettings, Operator};
 pub use settings::{
-    DatabaseSettings, HttpSettings, KindRetry, LogSettings, MailSettings, MailTransport,
+    DatabaseSettings, HttpSettings, KindRetry, LogFormat, LogSettings, MailSettings, MailTransport,
     PolicySettings, QueueBackend, QueueSettings, ScheduleSettings, Secret, Settings, SweepSchedule,
     SweepSettings,
 };

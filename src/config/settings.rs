@@ -96,9 +96,11 @@ pub struct QueueSettings {
     pub heartbeat_timeout_secs: u64,
     /// How often a worker makes Redis hold every job the ledger says is queued.
     pub reconcile_interval_secs: u64,
-    /// Finished (done or dead) jobs are deleted from the ledger this many days after they
+    /// Done and discarded jobs are deleted from the ledger this many days after they
     /// finished.
     pub retention_days: u32,
+    /// Dead jobs are kept this many days (for an operator to retry or discard), then deleted.
+    pub dead_retention_days: u32,
     /// The Redis stream completed changes are published to.
     pub events_stream: String,
     /// About how many events the stream keeps (older ones are trimmed).
@@ -227,6 +229,16 @@ pub struct HttpSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub filter: String,
+    /// `text` for people, `json` (one object per line) for log shippers.
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub struct ServiceToken {
     /// Whether it may call `POST /v1/tokens/check`.
     #[serde(default)]
     pub check_tokens: bool,
+    /// Whether it may scrape `GET /metrics` (a Prometheus token: `kinds = []`,
+    /// `metrics = true` may read the metrics and do nothing else).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl ServiceToken {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::redis::Message;
 use super::transport::Transport;
 use super::{IdempotencyKey, Queue, QueueError};
+use crate::metrics::METRICS;
 use crate::store::ledger::{self, NewJob, Recorded};
 use crate::store::{Store, Tx};
 
@@ -240,6 +241,7 @@ impl Queue {
         let mut pending = AfterCommit::default();
         for (job, recorded) in jobs.into_iter().zip(recorded) {
             if matches!(recorded, Recorded::Created(_)) {
+                METRICS.enqueued(&job.kind);
                 pending.add(&self.transport, job);
             }
         }
@@ -283,6 +285,8 @@ impl Queue {
         let enqueued = answer(recorded, new_job.idempotency_key.as_ref())?;
         let mut after_commit = AfterCommit::default();
         if enqueued.created {
+            // Counted when recorded: the caller's transaction commits it or fails the job.
+            METRICS.enqueued(&new_job.kind);
             after_commit.add(&self.transport, new_job);
         }
         Ok((enqueued, after_commit))

@@ -6,7 +6,7 @@
 //! again next round; fetching goes on regardless.
 //!
 //! The chores are [`Queue`] methods, below the task, so tests can run one round of each
-//! directly; [`Queue::prune`] is the PruneJobHistory sweep's.
+//! directly; the PruneJobHistory sweep deletes finished jobs ([`ledger::prune`]).
 
 use std::time::Duration;
 
@@ -15,13 +15,8 @@ use tokio::sync::watch;
 use super::{AfterCommit, EnqueueRequest, IdempotencyKey, Queue, QueueError};
 use crate::store::{events, ledger, outbox};
 
-/// Finished jobs deleted per transaction.
-const PRUNE_CHUNK: i64 = 2000;
 /// Outbox rows relayed, and events published, per transaction.
 const RELAY_CHUNK: i64 = 500;
-
-/// For how long at most one prune runs; what is left goes at the next tick.
-pub const PRUNE_BUDGET: Duration = Duration::from_secs(10);
 
 /// The housekeeping task of one process.
 pub struct Maintenance {
@@ -199,38 +194,14 @@ impl Queue {
         }
     }
 
-    /// Deletes finished jobs older than the retention, in batches, until none is left or
-    /// `budget` has passed. Returns how many.
+    /// Deletes finished jobs past their retention (dead ones after their own), in batches,
+    /// until none is left or `budget` has passed. Returns how many.
     pub async fn prune(&self, budget: Duration) -> Result<u64, QueueError> {
-        self.prune_before(self.prune_cutoff_ms(self.clock.now_ms()), budget)
-            .await
-    }
-
-    /// The instant before which a job finished is past the retention, seen from `at_ms`.
-    pub fn prune_cutoff_ms(&self, at_ms: i64) -> i64 {
-        at_ms - i64::from(self.settings.retention_days) * 24 * 3600 * 1000
-    }
-
-    /// Deletes jobs finished before `before_ms`, a batch per transaction (so a crash loses
-    /// at most the batch under way, and a rerun goes on from there), until none is left or
-    /// `budget` has passed, logging the progress. Returns how many.
-    pub async fn prune_before(&self, before_ms: i64, budget: Duration) -> Result<u64, QueueError> {
-        let started = std::time::Instant::now();
-        let mut pruned = 0;
-        loop {
-            let batch = ledger::prune_finished(&self.store, before_ms, PRUNE_CHUNK).await?;
-            pruned += batch;
-            if batch > 0 {
-                let rate = pruned as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                tracing::info!(
-                    jobs = pruned,
-                    per_sec = rate as u64,
-                    "pruning finished jobs"
-                );
-            }
-            if batch < PRUNE_CHUNK as u64 || started.elapsed() >= budget {
-                return Ok(pruned);
-            }
-        }
+        let cutoffs = ledger::PruneCutoffs::at(
+            self.clock.now_ms(),
+            self.settings.retention_days,
+            self.settings.dead_retention_days,
+        );
+        Ok(ledger::prune(&self.store, cutoffs, budget).await?)
     }
 }

@@ -8,9 +8,11 @@
 //! `lifeline` (heartbeats, dead processes). Which transport carries the jobs is known to
 //! `transport` (and `redis`) alone.
 
+pub mod admin;
 mod enqueue;
 pub mod lifeline;
 pub mod maintenance;
+mod paused;
 mod reader;
 mod reconcile;
 pub mod redis;
@@ -27,6 +29,7 @@ use crate::clock::Clock;
 use crate::config::QueueSettings;
 use crate::store::{Store, StoreError};
 use enqueue::{Enqueuer, PushMarks};
+use paused::PausedKinds;
 use retry::RetryPolicy;
 use transport::Transport;
 
@@ -71,6 +74,8 @@ pub struct Queue {
     push_marks: Option<PushMarks>,
     /// Gathers concurrent single enqueues (PostgreSQL).
     enqueuer: Option<Enqueuer>,
+    /// The job kinds operators paused, cached for the fetch path.
+    paused: PausedKinds,
 }
 
 impl Queue {
@@ -84,6 +89,7 @@ impl Queue {
         let mut queue = Self {
             push_marks,
             enqueuer: None,
+            paused: PausedKinds::default(),
             store,
             transport,
             policy: RetryPolicy {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::redis::{Entry, RedisReader};
+use super::paused::PAUSED_DELAY_MS;
+use super::redis::{Entry, Message, RedisReader};
 use super::{Queue, QueueError};
 use crate::retrying::with_retries;
 use crate::store::ledger::{self, ClaimedJob};
@@ -78,8 +79,15 @@ impl Reader {
                 tracing::warn!(jobs = requeued, "took over jobs a dead worker left claimed");
             }
         }
-        let claimed =
-            ledger::claim_due(&self.queue.store, &self.consumer, max as i64, now_ms).await?;
+        let paused = self.queue.paused_kinds().await;
+        let claimed = ledger::claim_due(
+            &self.queue.store,
+            &self.consumer,
+            max as i64,
+            now_ms,
+            &paused,
+        )
+        .await?;
         if claimed.is_empty() {
             tokio::time::sleep(Duration::from_millis(self.queue.settings.poll_interval_ms)).await;
         }
@@ -95,6 +103,7 @@ impl Reader {
     /// Claims the rows of the entries the stream delivered; an entry whose row is not
     /// claimable (running or finished meanwhile) is acknowledged and dropped.
     async fn claim_read(&self, entries: Vec<Entry>) -> Result<Vec<Delivery>, QueueError> {
+        let entries = self.delay_paused(entries).await?;
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -139,6 +148,27 @@ impl Reader {
             self.queue.transport.settle(&dropped, &[]).await?;
         }
         Ok(deliveries)
+    }
+
+    /// Moves the entries of paused kinds to the delayed set, to be looked at again in
+    /// [`PAUSED_DELAY_MS`]: unclaimed, their jobs stay queued in the ledger. Returns the rest.
+    async fn delay_paused(&self, entries: Vec<Entry>) -> Result<Vec<Entry>, QueueError> {
+        let paused = self.queue.paused_kinds().await;
+        if paused.is_empty() || entries.is_empty() {
+            return Ok(entries);
+        }
+        let (held, runnable): (Vec<Entry>, Vec<Entry>) = entries
+            .into_iter()
+            .partition(|entry| paused.contains(&entry.message.kind));
+        if !held.is_empty() {
+            let later = self.queue.clock.now_ms() + PAUSED_DELAY_MS;
+            let delayed: Vec<(String, Message, i64)> = held
+                .into_iter()
+                .map(|entry| (entry.entry_id, entry.message, later))
+                .collect();
+            self.queue.transport.settle(&[], &delayed).await?;
+        }
+        Ok(runnable)
     }
 
     pub fn consumer(&self) -> &str {

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::redis::Message;
 use super::{Delivery, Queue, QueueError};
+use crate::metrics::{METRICS, Outcome};
 use crate::store::ledger::{self, Settlement};
 
 /// How an attempt ended, as the queue needs to know it.
@@ -71,6 +72,17 @@ impl Queue {
             self.transport.held_by_ledger(now_ms),
         )
         .await?;
+        for ((delivery, _), (_, _, settlement)) in attempts.iter().zip(&settlements) {
+            let outcome = match settlement {
+                Settlement::Done => Outcome::Ok,
+                Settlement::Failed {
+                    retry_at_ms: Some(_),
+                    ..
+                } => Outcome::Retry,
+                Settlement::Failed { .. } => Outcome::Dead,
+            };
+            METRICS.processed(&delivery.job.kind, outcome);
+        }
         // Both empty on the database transport: its deliveries carry no stream entry.
         self.transport.settle(&acks, &retries).await?;
         let retried: Vec<Uuid> = retries.iter().map(|(_, message, _)| message.id).collect();

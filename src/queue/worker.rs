@@ -122,7 +122,9 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
         // Boxed: the handlers' state machines together are large, and apalis moves each
         // job's future a few times before it runs: copying kilobytes per job was 7 % of the
         // worker's time at thousands of jobs a second (`memmove` in the profile).
+        let started = std::time::Instant::now();
         let result = Box::pin(handlers::run(&runtime, &job.kind, &job.payload)).await;
+        crate::metrics::METRICS.observe_duration(&job.kind, started.elapsed());
         match &result {
             Ok(outcome @ handlers::Outcome::Applied) => tracing::info!(?outcome, "job finished"),
             // A replay or nothing to do changed nothing: not worth a line per job at

@@ -24,6 +24,8 @@ pub struct TokenScope {
     accounts: Option<HashSet<i64>>,
     /// Whether it may call `POST /v1/tokens/check`.
     pub check_tokens: bool,
+    /// Whether it may scrape `GET /metrics`.
+    pub metrics: bool,
 }
 
 impl TokenScope {
@@ -36,6 +38,7 @@ impl TokenScope {
             system: true,
             accounts: None,
             check_tokens: true,
+            metrics: true,
         }
     }
 
@@ -49,6 +52,7 @@ impl TokenScope {
                 .as_ref()
                 .map(|accounts| accounts.iter().copied().collect()),
             check_tokens: token.check_tokens,
+            metrics: token.metrics,
         })
     }
 
@@ -225,11 +229,13 @@ mod tests {
                 system: false,
                 accounts: Some(vec![2]),
                 check_tokens: false,
+                metrics: false,
             }],
         };
         let tokens = ApiTokens::from_settings(&http);
         let auth = tokens.scope_of("auth-secret").unwrap();
         assert_eq!(auth.name, "auth-service");
+        assert!(!auth.metrics, "metrics only when granted");
         assert!(auth.may_enqueue("user::record_login").is_ok());
         assert!(auth.may_enqueue("user::deactivate").is_err());
         assert!(auth.may_enqueue("mail::send").is_err());
@@ -237,7 +243,7 @@ mod tests {
         assert!(auth.may_use_account(1).is_err());
         assert!(auth.may_act_as_system().is_err());
         let dev = tokens.scope_of("dev").unwrap();
-        assert!(dev.may_act_as_system().is_ok() && dev.check_tokens);
+        assert!(dev.may_act_as_system().is_ok() && dev.check_tokens && dev.metrics);
         assert!(
             dev.may_enqueue("system::noop").is_err(),
             "internal for everyone"

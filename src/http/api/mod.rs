@@ -10,6 +10,7 @@
 //! * `request`: the checks every enqueue shares (Content-Type, body size, idempotency key);
 //! * `enqueue`: `POST /v1/jobs/{kind}` and `POST /v1/jobs`;
 //! * `read`: `GET /v1/jobs/{id}`;
+//! * `super::metrics`: `GET /metrics`, for tokens with the `metrics` scope;
 //! * here: the router, the token check in front of it and the JSON answers to paths and
 //!   methods it has no route for.
 
@@ -54,6 +55,7 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
             "/v1/tokens/check",
             axum::routing::post(super::tokens::check),
         )
+        .route("/metrics", get(super::metrics::serve))
         .route_layer(middleware::from_fn_with_state(tokens, require_token))
         // Any other path under /v1 (`/v1/jobs/a/b`, `/v1/jobs/`, `/v1/jobs/../x`) and any
         // other method answer like every refusal, in JSON, rather than with an empty body.

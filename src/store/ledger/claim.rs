@@ -1,5 +1,7 @@
 //! Taking jobs to run, and giving back claims that never started: the workers' fetch.
 
+use std::collections::BTreeSet;
+
 use uuid::Uuid;
 
 use super::{ClaimedJob, placeholders};
@@ -15,36 +17,50 @@ pub async fn claim_due(
     worker: &str,
     limit: i64,
     now_ms: i64,
+    paused: &BTreeSet<String>,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
-    let mut tx = store.begin().await?;
-    let claimed = match tx.dialect() {
-        Dialect::Postgres => fetch_all!(
-            &mut tx,
-            ClaimedJob,
+    // Paused kinds stay queued. The set travels as one JSON array, so the statement is the
+    // same whatever its size; with none paused (nearly always) the claim is the plain one.
+    let dialect = store.dialect();
+    let skip_paused = match dialect {
+        _ if paused.is_empty() => "",
+        Dialect::Postgres => "AND kind NOT IN (SELECT jsonb_array_elements_text($4::jsonb))",
+        Dialect::Sqlite => "AND kind NOT IN (SELECT value FROM json_each($4))",
+    };
+    let sql = match dialect {
+        Dialect::Postgres => format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
                              attempts = attempts + 1
               WHERE id IN (SELECT id FROM jobs
-                            WHERE state = 'queued' AND run_at_ms <= $2
+                            WHERE state = 'queued' AND run_at_ms <= $2 {skip_paused}
                             ORDER BY run_at_ms, id LIMIT $3
                             FOR UPDATE SKIP LOCKED)
-              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
-            worker,
-            now_ms,
-            limit
-        )?,
-        Dialect::Sqlite => fetch_all!(
-            &mut tx,
-            ClaimedJob,
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms"
+        ),
+        Dialect::Sqlite => format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
                              attempts = attempts + 1
               WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due
-                            WHERE state = 'queued' AND run_at_ms <= $2
+                            WHERE state = 'queued' AND run_at_ms <= $2 {skip_paused}
                             ORDER BY run_at_ms, id LIMIT $3)
-              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms"
+        ),
+    };
+    let sql = sqlx::AssertSqlSafe(sql);
+    let mut tx = store.begin().await?;
+    let claimed = if paused.is_empty() {
+        fetch_all!(&mut tx, ClaimedJob, sql, worker, now_ms, limit)?
+    } else {
+        let paused = serde_json::Value::from(paused.iter().cloned().collect::<Vec<_>>());
+        fetch_all!(
+            &mut tx,
+            ClaimedJob,
+            sql,
             worker,
             now_ms,
-            limit
-        )?,
+            limit,
+            paused.to_string()
+        )?
     };
     tx.commit().await?;
     Ok(claimed)

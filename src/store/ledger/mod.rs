@@ -20,13 +20,15 @@ use uuid::Uuid;
 
 pub use applied::{already_applied, mark_applied};
 pub use claim::{claim_delivered, claim_due, unclaim};
-pub use history::{count_all, count_finished_before, count_in_state, get, prune_finished};
+pub use history::{
+    PruneCutoffs, count_all, count_in_state, count_prunable, get, prune, prune_finished,
+};
 pub use insert::{insert, insert_many, insert_many_now};
 pub use reconcile::{
     UnpushedJob, forget_pushed, mark_pushed, mark_pushed_in, queue_epoch, record_queue_epoch,
     unpushed,
 };
-pub use requeue::{requeue, requeue_held_by, requeue_stale};
+pub use requeue::{requeue, requeue_failed, requeue_held_by, requeue_stale};
 pub use settle::{Settlement, settle_many};
 
 /// The lifecycle of a ledger row.

@@ -124,3 +124,46 @@ pub async fn requeue(
     tx.commit().await?;
     Ok(job)
 }
+
+/// An operator's retry of `ids`, in `tx`: those dead, discarded or waiting for their next
+/// attempt are queued for `now_ms`, their attempts and errors kept; the others (running,
+/// done, unknown) are left alone. Returns the jobs queued.
+/// `pushed_at_ms` as in [`super::settle_many`].
+pub async fn requeue_failed(
+    tx: &mut Tx,
+    ids: &[Uuid],
+    now_ms: i64,
+    pushed_at_ms: Option<i64>,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    const SET: &str = "UPDATE jobs SET state = 'queued', run_at_ms = $1, locked_by = NULL,
+                         locked_at_ms = NULL, finished_at_ms = NULL, pushed_at_ms = $2";
+    const RETRYABLE: &str =
+        "(state IN ('dead', 'discarded') OR (state = 'queued' AND attempts > 0))
+          RETURNING id, kind, payload, attempts, max_attempts, created_at_ms";
+    match tx {
+        Tx::Postgres(tx) => Ok(sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(format!(
+            "{SET} WHERE id = ANY($3) AND {RETRYABLE}"
+        )))
+        .bind(now_ms)
+        .bind(pushed_at_ms)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?),
+        Tx::Sqlite(tx) => {
+            let sql = format!(
+                "{SET} WHERE id IN ({}) AND {RETRYABLE}",
+                super::placeholders(3, ids.len())
+            );
+            let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))
+                .bind(now_ms)
+                .bind(pushed_at_ms);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            Ok(query.fetch_all(&mut **tx).await?)
+        }
+    }
+}
