@@ -23,13 +23,14 @@ pub fn not_in_one_transaction(kind: &str) -> JobError {
     JobError::Precondition(format!("{kind} runs in batches, outside a job transaction"))
 }
 
-/// `impl Handle` for a sweep kind: of no account, run by `$run(rt, job)` in batches of
-/// short transactions of its own ([`super::Handle::run`]), never in one job transaction.
+/// `impl Handle` for a sweep kind: of its payload's account (0: every account), run by
+/// `$run(rt, job)` in batches of short transactions of its own ([`super::Handle::run`]),
+/// never in one job transaction.
 macro_rules! sweep_handler {
     ($kind:ty, $run:path) => {
         impl $crate::handlers::Handle for $kind {
             fn subject(&self) -> (i64, Option<i64>) {
-                (0, None)
+                (lifecycle_jobs::Job::account_id(self), None)
             }
 
             fn apply(
