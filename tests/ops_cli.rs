@@ -601,7 +601,7 @@ async fn dead_jobs_outlive_the_retention_of_finished_ones(backend: Backend) {
     let budget = std::time::Duration::from_secs(60);
 
     env.clock.advance(chrono::Duration::days(15));
-    assert_eq!(env.app.queue.prune(budget).await.unwrap(), 2);
+    assert_eq!(env.prune(budget).await, 2);
     let left = lifecycle::store::ledger::get(env.store(), done.id)
         .await
         .unwrap();
@@ -615,13 +615,9 @@ async fn dead_jobs_outlive_the_retention_of_finished_ones(backend: Backend) {
     );
 
     env.clock.advance(chrono::Duration::days(74));
-    assert_eq!(
-        env.app.queue.prune(budget).await.unwrap(),
-        0,
-        "89 days: still kept"
-    );
+    assert_eq!(env.prune(budget).await, 0, "89 days: still kept");
     env.clock.advance(chrono::Duration::days(2));
-    assert_eq!(env.app.queue.prune(budget).await.unwrap(), 1);
+    assert_eq!(env.prune(budget).await, 1);
     assert!(
         lifecycle::store::ledger::get(env.store(), dead.id)
             .await

@@ -64,16 +64,13 @@ async fn finished_jobs_leave_redis_at_once_and_the_ledger_after_the_retention(ba
 
     // Within the retention nothing goes.
     env.clock.advance(chrono::Duration::days(13));
-    assert_eq!(
-        env.app.queue.prune(Duration::from_secs(600)).await.unwrap(),
-        0
-    );
+    assert_eq!(env.prune(Duration::from_secs(600)).await, 0);
     // A job finished later stays when the first ones are past the retention.
     let late = env.run_job(noop_requests(1).remove(0)).await;
     assert_eq!(late.state, "done");
     env.clock.advance(chrono::Duration::days(2));
     let pruning = Instant::now();
-    let pruned = env.app.queue.prune(Duration::from_secs(600)).await.unwrap();
+    let pruned = env.prune(Duration::from_secs(600)).await;
     println!(
         "{backend:?}: pruned {pruned} finished jobs in {:?}",
         pruning.elapsed()

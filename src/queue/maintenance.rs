@@ -6,14 +6,14 @@
 //! again next round; fetching goes on regardless.
 //!
 //! The chores are [`Queue`] methods, below the task, so tests can run one round of each
-//! directly; the PruneJobHistory sweep deletes finished jobs ([`ledger::prune`]).
+//! directly; the PruneJobHistory sweep deletes finished jobs ([`crate::store::ledger::prune`]).
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::{AfterCommit, EnqueueRequest, IdempotencyKey, Queue, QueueError};
-use crate::store::{events, ledger, outbox};
+use crate::store::{events, outbox};
 
 /// Outbox rows relayed, and events published, per transaction.
 const RELAY_CHUNK: i64 = 500;
@@ -192,16 +192,5 @@ impl Queue {
                 return Ok(published);
             }
         }
-    }
-
-    /// Deletes finished jobs past their retention (dead ones after their own), in batches,
-    /// until none is left or `budget` has passed. Returns how many.
-    pub async fn prune(&self, budget: Duration) -> Result<u64, QueueError> {
-        let cutoffs = ledger::PruneCutoffs::at(
-            self.clock.now_ms(),
-            self.settings.retention_days,
-            self.settings.dead_retention_days,
-        );
-        Ok(ledger::prune(&self.store, cutoffs, budget).await?)
     }
 }

@@ -454,6 +454,19 @@ impl TestEnv {
         dump
     }
 
+    /// Prunes the ledger as the `prune` sweep does at this moment: finished jobs past their
+    /// retention, within `budget`. Returns how many went.
+    pub async fn prune(&self, budget: Duration) -> u64 {
+        let cutoffs = lifecycle::handlers::prune_job_history::cutoffs(
+            &self.app.settings.queue,
+            &self.clock,
+            self.clock.now(),
+        );
+        ledger::prune(self.store(), cutoffs, budget)
+            .await
+            .expect("prune")
+    }
+
     pub fn store(&self) -> &Store {
         &self.app.store
     }
