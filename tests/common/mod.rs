@@ -6,6 +6,7 @@
 //! its production backend.
 #![allow(dead_code)]
 
+pub mod dashboard;
 pub mod hostile;
 pub mod http_client;
 pub mod process;
