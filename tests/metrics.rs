@@ -8,7 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::process::Service;
+use common::process::{Service, schedule_variable};
+use common::sweeps;
 use common::{Backend, TestEnv};
 use lifecycle::store::ledger;
 
@@ -185,3 +186,80 @@ async fn counters_move_where_the_work_is_done(backend: Backend) {
 }
 
 on_both_backends!(counters_move_where_the_work_is_done);
+
+/// The sweeps' series: a `lifecycle run` with the idle lock scheduled every 2 s fires it,
+/// counts the users it locked (one, in an account where one of eleven is idle) and the
+/// account the breaker holds (one of two idle there), and shows the next firing and the
+/// last finished run, read from the database by the background refresh.
+async fn the_sweeps_series_follow_the_scheduled_runs(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let now = chrono::Utc::now();
+    let recently = now - chrono::Duration::days(1);
+    let long_ago = now - chrono::Duration::days(100);
+    let large = common::seed_world(&env, 0).await;
+    sweeps::active_agents(&env, &large, "busy", 9, recently).await;
+    let idle = common::seed_agent(&env, &large, "Idle", "en").await;
+    sweeps::last_active(&env, &[large.admin], recently).await;
+    sweeps::last_active(&env, &[idle], long_ago).await;
+    let small = common::seed_world(&env, 0).await;
+    let idle_in_small = common::seed_agent(&env, &small, "Alone", "en").await;
+    sweeps::last_active(&env, &[small.admin], recently).await;
+    sweeps::last_active(&env, &[idle_in_small], long_ago).await;
+
+    let folder = tempfile::tempdir().unwrap();
+    let config = config_file(folder.path());
+    let cron = schedule_variable("lock_idle", "cron");
+    let extra = [
+        ("LIFECYCLE_CONFIG", config.to_str().unwrap()),
+        (cron.as_str(), "*/2 * * * * *"),
+    ];
+    let service = Service::start(&env, &extra, None).await;
+    let fired = "lifecycle_schedule_firings_total{sweep=\"lock_idle\"}";
+    let locked = "lifecycle_sweep_rows_changed_total{sweep=\"lock_idle\"}";
+    let finished = "lifecycle_sweep_last_finished_timestamp_seconds{sweep=\"lock_idle\"}";
+    let next = "lifecycle_schedule_next_firing_timestamp_seconds{sweep=\"lock_idle\"}";
+    // The first scrape reads the database itself; later ones show what the background
+    // refresh read: the last finished run must move past what the first scrape saw.
+    let first = metrics_of(&service).await;
+    let first_finished = first.get(finished).copied().unwrap_or(0.0);
+    let started = Instant::now();
+    let seen = loop {
+        let seen = metrics_of(&service).await;
+        if value(&seen, fired) >= 2.0
+            && value(&seen, finished) > first_finished
+            && value(&seen, "lifecycle_sweep_held_accounts") >= 1.0
+        {
+            break seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "two firings, a later finished run and the held account: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(sweeps::status(&env, idle).await, "locked");
+    assert_eq!(sweeps::status(&env, idle_in_small).await, "active", "held");
+    assert_eq!(
+        value(&seen, locked),
+        1.0,
+        "one user locked however often it fired"
+    );
+    assert_eq!(value(&seen, "lifecycle_sweep_held_accounts"), 1.0);
+    assert!(value(&seen, finished) >= now.timestamp() as f64);
+    assert!(value(&seen, next) > now.timestamp() as f64);
+    assert_eq!(
+        value(&seen, "lifecycle_schedule_firings_total{sweep=\"prune\"}"),
+        0.0,
+        "an unscheduled sweep never fires"
+    );
+    assert_eq!(
+        value(
+            &seen,
+            "lifecycle_schedule_next_firing_timestamp_seconds{sweep=\"prune\"}"
+        ),
+        0.0,
+        "no next firing for a disabled sweep"
+    );
+}
+
+on_both_backends!(the_sweeps_series_follow_the_scheduled_runs);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lifecycle_jobs::PruneJobHistory;
+use lifecycle_jobs::{Job, PruneJobHistory};
 
 use super::sweep_result::{finish, sweep_handler};
 use super::{JobError, Outcome, Runtime};
@@ -28,7 +28,7 @@ async fn run(rt: &Runtime<'_>, job: &PruneJobHistory) -> Result<Outcome, JobErro
     if firings > 0 {
         tracing::info!(firings, "pruned schedule firings past the retention");
     }
-    finish(rt, pruned, "finished jobs pruned").await
+    finish(rt, PruneJobHistory::NAME, pruned, "finished jobs pruned").await
 }
 
 /// The retention's cutoffs counted back from the tick, never from later than the clock.

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use lifecycle_jobs::{Actor, ReleaseDueLicenses};
+use lifecycle_jobs::{Actor, Job, ReleaseDueLicenses};
 use uuid::Uuid;
 
 use super::sweep_result::{finish, sweep_handler};
@@ -25,7 +25,7 @@ sweep_handler!(ReleaseDueLicenses, run);
 
 async fn run(rt: &Runtime<'_>, job: &ReleaseDueLicenses) -> Result<Outcome, JobError> {
     let released = release_due(rt.store, rt.clock, rt.job_id, job.at).await?;
-    finish(rt, released, "licenses released").await
+    finish(rt, ReleaseDueLicenses::NAME, released, "licenses released").await
 }
 
 /// The instant licenses must be due by: the tick, never later than the clock (an operator's

@@ -2,19 +2,38 @@
 //! schedule`) and as the job's outcome.
 
 use super::{JobError, Outcome, Runtime};
+use crate::metrics::METRICS;
 use crate::store::schedule;
 
-/// Records that the sweep run by `rt` changed `rows` (`what`: "licenses released") on the
-/// firing that enqueued it, if any, and returns its outcome.
-pub async fn finish(rt: &Runtime<'_>, rows: u64, what: &str) -> Result<Outcome, JobError> {
+/// Records that the sweep of kind `kind` run by `rt` changed `rows` (`what`: "licenses
+/// released") and returns its outcome.
+pub async fn finish(
+    rt: &Runtime<'_>,
+    kind: &str,
+    rows: u64,
+    what: &str,
+) -> Result<Outcome, JobError> {
     let summary = format!("{rows} {what}");
-    let rows = i64::try_from(rows).unwrap_or(i64::MAX);
-    schedule::record_result(rt.store, rt.job_id, rows, &summary, rt.clock.now()).await?;
+    report(rt, kind, rows, &summary).await?;
     Ok(if rows > 0 {
         Outcome::Applied
     } else {
         Outcome::NothingToDo(summary)
     })
+}
+
+/// Records what a sweep run did: on the firing that enqueued it, if any (`lifecycle
+/// schedule`, the dashboard), and in the process's metrics.
+pub async fn report(
+    rt: &Runtime<'_>,
+    kind: &str,
+    rows: u64,
+    summary: &str,
+) -> Result<(), JobError> {
+    METRICS.sweep_rows_changed(kind, rows);
+    let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+    schedule::record_result(rt.store, rt.job_id, rows, summary, rt.clock.now()).await?;
+    Ok(())
 }
 
 /// The refusal of [`super::Handle::apply`] for a sweep: a sweep runs in short transactions

@@ -44,11 +44,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let gauges = crate::metrics::Metrics::refresh_in_background(Arc::clone(&app));
     // The peer's address reaches the dashboard's limit of failed sign-ins per address.
-    axum::serve(
+    let served = axum::serve(
         listener,
         router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    gauges.abort();
+    served
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Schedule, Schedules, tick_key};
 use crate::App;
+use crate::metrics::METRICS;
 use crate::queue::QueueError;
 use crate::store::schedule as firings;
 
@@ -32,6 +33,9 @@ impl Scheduler {
             loop {
                 let now = app.clock.now();
                 for (schedule, settled) in schedules.schedules.iter().zip(settled.iter_mut()) {
+                    if let Some(next) = schedule.next_tick(now) {
+                        METRICS.next_firing(schedule.sweep.name, next);
+                    }
                     let Some(tick) = schedule.due_tick(now, schedules.max_lateness) else {
                         continue;
                     };
@@ -86,6 +90,7 @@ pub async fn fire(
     firings::set_job(&mut tx, sweep.name, tick_ms, enqueued.id).await?;
     tx.commit().await?;
     tracing::info!(sweep = sweep.name, %tick, job_id = %enqueued.id, "sweep fired");
+    METRICS.sweep_fired(sweep.name);
     // A failed push leaves the job to the reconciler: it is in the ledger.
     if let Err(error) = app.queue.push(after_commit).await {
         tracing::warn!(%error, "could not push a sweep job; the reconciler will");

@@ -23,6 +23,8 @@ use crate::queue::{EnqueueRequest, IdempotencyKey, QueueError};
 /// (`lifecycle sweep <cli>`), its default expression, and how to build its job for a tick.
 pub struct Sweep {
     pub name: &'static str,
+    /// The job kind it enqueues.
+    pub kind: &'static str,
     pub cli: &'static str,
     pub default_cron: &'static str,
     pub job: fn(DateTime<Utc>) -> Result<EnqueueRequest, QueueError>,
@@ -32,6 +34,7 @@ pub struct Sweep {
 pub const SWEEPS: &[Sweep] = &[
     Sweep {
         name: "lock_idle",
+        kind: LockIdleUsers::NAME,
         cli: "lock-idle",
         default_cron: "0 2 * * *",
         job: |at| {
@@ -44,6 +47,7 @@ pub const SWEEPS: &[Sweep] = &[
     },
     Sweep {
         name: "expire_passwords",
+        kind: ExpirePasswords::NAME,
         cli: "expire-passwords",
         default_cron: "30 2 * * *",
         job: |at| {
@@ -56,12 +60,14 @@ pub const SWEEPS: &[Sweep] = &[
     },
     Sweep {
         name: "release_licenses",
+        kind: ReleaseDueLicenses::NAME,
         cli: "release-licenses",
         default_cron: "0 3 * * *",
         job: |at| sweep_job(ReleaseDueLicenses { at }),
     },
     Sweep {
         name: "prune",
+        kind: PruneJobHistory::NAME,
         cli: "prune",
         default_cron: "0 * * * *",
         job: |at| sweep_job(PruneJobHistory { at }),
@@ -226,4 +232,17 @@ pub fn tick_key(sweep: &Sweep, tick: DateTime<Utc>) -> IdempotencyKey {
         sweep.name,
         tick.timestamp_millis()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sweep_names_the_kind_it_enqueues() {
+        for sweep in SWEEPS {
+            let request = (sweep.job)(DateTime::UNIX_EPOCH).unwrap();
+            assert_eq!(request.kind, sweep.kind, "{}", sweep.name);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, Tx, execute, fetch_optional};
+use super::{Store, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
 
 /// A firing and what its sweep reported, with its job's state when the job is still in the
 /// ledger.
@@ -110,4 +110,32 @@ pub async fn last_firing(store: &Store, schedule: &str) -> Result<Option<FiringR
     )?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// What `/metrics` shows of the sweeps, read from the database so that every process shows
+/// the same: each schedule's latest finished run, and how many accounts the circuit breaker
+/// holds. Both tables are small (a row per tick kept, a row per hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepGauges {
+    pub last_finished: Vec<(String, DateTime<Utc>)>,
+    pub held_accounts: i64,
+}
+
+pub async fn sweep_gauges(store: &Store) -> Result<SweepGauges, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let last_finished = fetch_all!(
+        &mut tx,
+        (String, DateTime<Utc>),
+        "SELECT schedule, MAX(finished_at) FROM schedule_firings
+          WHERE finished_at IS NOT NULL GROUP BY schedule"
+    )?;
+    let held_accounts: i64 = fetch_scalar!(
+        &mut tx,
+        "SELECT COUNT(*) FROM sweep_holds WHERE confirmed_at IS NULL"
+    )?;
+    tx.commit().await?;
+    Ok(SweepGauges {
+        last_finished,
+        held_accounts,
+    })
 }

@@ -64,6 +64,7 @@ pub async fn run(
         totals.held
     );
     tracing::info!(%summary, "sweep finished");
+    super::super::sweep_result::report(rt, name, totals.changed, &summary).await?;
     Ok(
         if totals.changed + totals.warnings > 0 || !totals.held.is_empty() {
             Outcome::Applied
