@@ -443,6 +443,31 @@ async fn retry_all_matching_asks_again_when_more_match_than_confirmed(backend: B
     );
     assert_eq!(recorded[0].job_count, 2);
 
+    // Both die again (still no seat); a bulk retry bounded by 1 queues exactly one.
+    for id in [dash.dead_job, second] {
+        assert_eq!(dash.env.wait_for(id).await.state, "dead");
+    }
+    dash.env.stop_worker().await;
+    let filter = admin::JobFilter {
+        state: Some(admin::JobState::Dead),
+        ..admin::JobFilter::default()
+    };
+    let operator = lifecycle::queue::admin::Operator::new("ana").unwrap();
+    let retried = dash
+        .env
+        .app
+        .queue
+        .retry_matching_at_most(&operator, &filter, 1)
+        .await
+        .unwrap();
+    assert_eq!(retried, 1);
+    let mut states = vec![
+        dash.job_state(dash.dead_job).await,
+        dash.job_state(second).await,
+    ];
+    states.sort();
+    assert_eq!(states, ["dead", "queued"]);
+
     // Discarding needs a reason.
     let blank = dash
         .post(
