@@ -609,7 +609,6 @@ async fn an_operator_acts_on_jobs_in_bulk_in_the_browser(backend: Backend) {
             .await
             .unwrap();
     }
-    browser.screenshot("dashboard-dead-jobs").await;
     click(&browser, "#retry-selected").await;
     let result = wait_text(&browser, "#result").await;
     assert!(result.contains("Retried 2 of the 2 selected"), "{result}");
