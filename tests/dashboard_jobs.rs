@@ -468,6 +468,53 @@ async fn retry_all_matching_asks_again_when_more_match_than_confirmed(backend: B
     states.sort();
     assert_eq!(states, ["dead", "queued"]);
 
+    // Retry selected: the skipped ones are named with why; bad ids are a 400.
+    let still_dead = if dash.job_state(second).await == "dead" {
+        second
+    } else {
+        dash.dead_job
+    };
+    let unknown = Uuid::now_v7();
+    let answer = dash
+        .post(
+            "/admin/jobs/retry",
+            &cookies,
+            &format!("csrf={csrf}&id={still_dead}&id={unknown}&back=state%3Ddead"),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        answer
+            .body
+            .contains("Retried 1 of the 2 selected jobs; skipped 1."),
+        "{}",
+        answer.body
+    );
+    assert!(section(&answer.body, "skipped").contains(&format!("{unknown}")));
+    assert!(section(&answer.body, "skipped").contains("no such job"));
+    assert_eq!(dash.job_state(still_dead).await, "queued");
+    for (form, named) in [
+        ("id=42", "id must be a job id"),
+        ("back=", "select at least one job"),
+    ] {
+        let answer = dash
+            .post(
+                "/admin/jobs/retry",
+                &cookies,
+                &format!("csrf={csrf}&{form}"),
+            )
+            .await;
+        assert_eq!(answer.status, 400, "{form}: {answer:?}");
+        assert!(answer.body.contains(named), "{}", answer.body);
+    }
+
+    // Nothing matching: the count is 0 and there is nothing to confirm.
+    let none = dash
+        .get("/admin/jobs/retry-matching?state=discarded", &cookies)
+        .await;
+    assert_eq!(none.status, 200);
+    assert!(none.body.contains("id=\"nothing\"") && !none.body.contains("id=\"confirm\""));
+
     // Discarding needs a reason.
     let blank = dash
         .post(

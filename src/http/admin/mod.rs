@@ -51,7 +51,10 @@ pub enum AdminError {
     #[error("too many failed sign-ins: try again in {0} minutes")]
     TooManyFailures(u32),
     #[error("invalid filter: {0}")]
-    BadFilter(String),
+    BadFilter(&'static str),
+    /// A filter's value that cannot be read, the message naming its field and the value.
+    #[error("invalid filter: {0}")]
+    InvalidFilter(String),
     /// A form field with a value the action cannot take (named in the message).
     #[error("{0}")]
     BadForm(String),
@@ -71,7 +74,9 @@ impl IntoResponse for AdminError {
             AdminError::SignedOut => StatusCode::UNAUTHORIZED,
             AdminError::Csrf | AdminError::ReadOnly => StatusCode::FORBIDDEN,
             AdminError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
-            AdminError::BadFilter(_) | AdminError::BadForm(_) => StatusCode::BAD_REQUEST,
+            AdminError::BadFilter(_) | AdminError::InvalidFilter(_) | AdminError::BadForm(_) => {
+                StatusCode::BAD_REQUEST
+            }
             AdminError::Action(
                 ActionError::MissingReason
                 | ActionError::InvalidOperator(_)

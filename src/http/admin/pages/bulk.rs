@@ -88,7 +88,7 @@ pub async fn retry_selected(
 fn retry_filter(query: &FilterQuery) -> Result<JobFilter, AdminError> {
     let filter = query.filter()?;
     if !bulk_retryable(&filter) {
-        return Err(AdminError::BadFilter(format!(
+        return Err(AdminError::InvalidFilter(format!(
             "state must be failed, dead, retrying or discarded to retry all matching, not {:?}",
             query.state()
         )));

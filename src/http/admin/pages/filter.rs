@@ -62,7 +62,7 @@ impl FilterQuery {
             "any" => {}
             state => {
                 filter.state = Some(state.parse::<JobState>().map_err(|_| {
-                    AdminError::BadFilter(format!(
+                    AdminError::InvalidFilter(format!(
                         "unknown state {state:?}: one of {}",
                         STATE_CHOICES.join(", ")
                     ))
@@ -71,7 +71,7 @@ impl FilterQuery {
         }
         if let Some(kind) = given(&self.kind) {
             let name = lifecycle_jobs::kind_name(kind).ok_or_else(|| {
-                AdminError::BadFilter(format!("unknown kind {kind:?}: one of the listed kinds"))
+                AdminError::InvalidFilter(format!("unknown kind {kind:?}: one of the listed kinds"))
             })?;
             filter.kind = Some(name.to_string());
         }
@@ -79,7 +79,7 @@ impl FilterQuery {
         filter.user_id = number("user", given(&self.user))?;
         if let Some(text) = given(&self.text) {
             if text.chars().count() > MAX_TEXT_CHARS {
-                return Err(AdminError::BadFilter(format!(
+                return Err(AdminError::InvalidFilter(format!(
                     "text must be at most {MAX_TEXT_CHARS} characters"
                 )));
             }
@@ -94,7 +94,7 @@ impl FilterQuery {
         if let (Some(from), Some(before)) = (filter.created_from_ms, filter.created_before_ms)
             && from >= before
         {
-            return Err(AdminError::BadFilter("from must be before to".into()));
+            return Err(AdminError::InvalidFilter("from must be before to".into()));
         }
         Ok(filter)
     }
@@ -104,7 +104,7 @@ impl FilterQuery {
         given(&self.after)
             .map(|after| {
                 after.parse::<JobCursor>().map_err(|_| {
-                    AdminError::BadFilter(format!(
+                    AdminError::InvalidFilter(format!(
                         "after must be a job id (the last row of the previous page), not {after:?}"
                     ))
                 })
@@ -132,8 +132,9 @@ impl FilterQuery {
 
 fn number(field: &str, text: Option<&str>) -> Result<Option<i64>, AdminError> {
     text.map(|text| {
-        text.parse::<i64>()
-            .map_err(|_| AdminError::BadFilter(format!("{field} must be a number, not {text:?}")))
+        text.parse::<i64>().map_err(|_| {
+            AdminError::InvalidFilter(format!("{field} must be a number, not {text:?}"))
+        })
     })
     .transpose()
 }
@@ -157,7 +158,7 @@ fn instant(field: &str, text: &str, end_of_day: bool) -> Result<i64, AdminError>
             return Ok(at.and_utc().timestamp_millis());
         }
     }
-    Err(AdminError::BadFilter(format!(
+    Err(AdminError::InvalidFilter(format!(
         "{field} must be a date, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC), not {text:?}"
     )))
 }
@@ -188,7 +189,7 @@ mod tests {
 
     fn refused(pairs: &[(&str, &str)]) -> String {
         match query(pairs).filter() {
-            Err(AdminError::BadFilter(message)) => message,
+            Err(AdminError::InvalidFilter(message)) => message,
             other => panic!("{pairs:?} accepted: {other:?}"),
         }
     }
@@ -219,7 +220,7 @@ mod tests {
         );
         assert!(matches!(
             query(&[("after", "page2")]).cursor(),
-            Err(AdminError::BadFilter(message)) if message.starts_with("after must be a job id")
+            Err(AdminError::InvalidFilter(message)) if message.starts_with("after must be a job id")
         ));
     }
 

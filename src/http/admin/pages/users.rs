@@ -31,7 +31,7 @@ fn number(field: &str, value: Option<&str>) -> Result<Option<i64>, AdminError> {
         .filter(|value| !value.is_empty())
         .map(|value| {
             value.parse::<i64>().map_err(|_| {
-                AdminError::BadFilter(format!("{field} must be a number, not {value:?}"))
+                AdminError::InvalidFilter(format!("{field} must be a number, not {value:?}"))
             })
         })
         .transpose()
