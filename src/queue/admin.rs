@@ -88,16 +88,30 @@ impl Queue {
         Ok(Retried { queued, skipped })
     }
 
-    /// Retries every job matching `filter` (its state must be dead, discarded or retrying),
-    /// in batches of [`RETRY_BATCH`], each recorded. Returns how many were queued.
+    /// Retries every job matching `filter` (its state must be dead, discarded or retrying,
+    /// or the filter only the failed ones), in batches of [`RETRY_BATCH`], each recorded.
+    /// Returns how many were queued.
     pub async fn retry_matching(
         &self,
         operator: &Operator,
         filter: &JobFilter,
     ) -> Result<u64, AdminError> {
+        self.retry_matching_at_most(operator, filter, u64::MAX)
+            .await
+    }
+
+    /// [`Queue::retry_matching`], queueing at most `limit` jobs: the dashboard retries no
+    /// more than the count its operator confirmed, even when more jobs died since.
+    pub async fn retry_matching_at_most(
+        &self,
+        operator: &Operator,
+        filter: &JobFilter,
+        limit: u64,
+    ) -> Result<u64, AdminError> {
         use crate::store::admin::JobState;
         match filter.state {
             Some(JobState::Dead | JobState::Discarded | JobState::Retrying) => {}
+            None if filter.failed => {}
             other => {
                 return Err(AdminError::NotRetryableState(
                     other.map_or("no state".to_string(), |state| state.to_string()),
@@ -107,22 +121,24 @@ impl Queue {
         let target = serde_json::to_string(filter).map_err(QueueError::Encode)?;
         let mut after = None;
         let mut total = 0;
-        loop {
+        while total < limit {
+            let batch = RETRY_BATCH.min(i64::try_from(limit - total).unwrap_or(RETRY_BATCH));
             let now_ms = self.clock.now_ms();
             let (ids, next) =
-                admin::matching_ids(&self.store, filter, after, RETRY_BATCH, now_ms).await?;
+                admin::matching_ids(&self.store, filter, after, batch, now_ms).await?;
             if ids.is_empty() {
-                return Ok(total);
+                break;
             }
             let queued = self
                 .requeue_recorded(operator, "retry-all", &ids, Some(&target))
                 .await?;
             total += queued.len() as u64;
-            if (ids.len() as i64) < RETRY_BATCH {
-                return Ok(total);
+            if (ids.len() as i64) < batch {
+                break;
             }
             after = next;
         }
+        Ok(total)
     }
 
     /// Queues the retryable jobs of `ids` and records the action in one transaction, then

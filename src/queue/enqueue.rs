@@ -250,8 +250,9 @@ impl Queue {
         }
     }
 
-    /// Runs a finished or dead job again now, keeping its history: the dashboard's and
-    /// the CLI's retry, and a redelivery in tests. Its effects still apply at most once.
+    /// Runs a finished or dead job again now, keeping its history: a redelivery in tests
+    /// (operators retry through `Queue::retry_jobs`, which records who did). Its effects
+    /// still apply at most once.
     pub async fn retry_now(&self, job_id: Uuid) -> Result<bool, QueueError> {
         let now_ms = self.clock.now_ms();
         let Some(job) = ledger::requeue(

@@ -15,6 +15,7 @@ use minijinja::Environment;
 
 use crate::App;
 use crate::queue::QueueError;
+use crate::queue::admin::AdminError as ActionError;
 use crate::store::StoreError;
 
 pub fn routes() -> Router<Arc<App>> {
@@ -26,9 +27,16 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/admin/logout", post(session::sign_out))
         .route("/admin/style.css", get(stylesheet))
         .route("/admin", get(pages::overview))
-        .route("/admin/jobs", get(pages::jobs))
-        .route("/admin/jobs/{id}", get(pages::job))
-        .route("/admin/jobs/{id}/retry", post(pages::retry))
+        .route("/admin/jobs", get(pages::jobs::list))
+        .route("/admin/jobs/retry", post(pages::bulk::retry_selected))
+        .route(
+            "/admin/jobs/retry-matching",
+            get(pages::bulk::confirm_retry_matching).post(pages::bulk::retry_matching),
+        )
+        .route("/admin/jobs/{id}", get(pages::job::show))
+        .route("/admin/jobs/{id}/retry", post(pages::job::retry))
+        .route("/admin/jobs/{id}/discard", post(pages::job::discard))
+        .route("/admin/users", get(pages::users::history))
 }
 
 /// Why a dashboard request was refused; each is a short page with its status.
@@ -44,12 +52,20 @@ pub enum AdminError {
     TooManyFailures(u32),
     #[error("invalid filter: {0}")]
     BadFilter(&'static str),
+    /// A filter's value that cannot be read, the message naming its field and the value.
+    #[error("invalid filter: {0}")]
+    InvalidFilter(String),
+    /// A form field with a value the action cannot take (named in the message).
+    #[error("{0}")]
+    BadForm(String),
     #[error("no job {0}")]
     NoJob(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Action(#[from] ActionError),
 }
 
 impl IntoResponse for AdminError {
@@ -58,9 +74,19 @@ impl IntoResponse for AdminError {
             AdminError::SignedOut => StatusCode::UNAUTHORIZED,
             AdminError::Csrf | AdminError::ReadOnly => StatusCode::FORBIDDEN,
             AdminError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
-            AdminError::BadFilter(_) => StatusCode::BAD_REQUEST,
+            AdminError::BadFilter(_) | AdminError::InvalidFilter(_) | AdminError::BadForm(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            AdminError::Action(
+                ActionError::MissingReason
+                | ActionError::InvalidOperator(_)
+                | ActionError::UnknownKind(_)
+                | ActionError::NotRetryableState(_),
+            ) => StatusCode::BAD_REQUEST,
+            AdminError::Action(ActionError::NoSuchJob(_)) => StatusCode::NOT_FOUND,
+            AdminError::Action(ActionError::NotDiscardable { .. }) => StatusCode::CONFLICT,
             AdminError::NoJob(_) => StatusCode::NOT_FOUND,
-            AdminError::Store(_) | AdminError::Queue(_) => {
+            AdminError::Store(_) | AdminError::Queue(_) | AdminError::Action(_) => {
                 tracing::error!(error = %self, "dashboard request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -83,6 +109,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("overview.html", include_str!("templates/overview.html")),
         ("jobs.html", include_str!("templates/jobs.html")),
         ("job.html", include_str!("templates/job.html")),
+        ("user.html", include_str!("templates/user.html")),
+        ("confirm.html", include_str!("templates/confirm.html")),
+        ("result.html", include_str!("templates/result.html")),
     ] {
         env.add_template(name, source)
             .expect("the dashboard's templates parse (tests/dashboard_browser.rs renders each)");

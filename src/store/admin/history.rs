@@ -48,6 +48,7 @@ pub struct EventOfJob {
 pub struct EmailOfJob {
     pub id: i64,
     pub template: String,
+    pub language: String,
     pub to_address: String,
     pub state: String,
     pub created_at: DateTime<Utc>,
@@ -101,7 +102,7 @@ pub async fn job_detail(store: &Store, job_id: Uuid) -> Result<Option<JobDetail>
         .await?,
         emails: fetch_rows(
             store,
-            "SELECT id, template, to_address, state, created_at FROM email_messages
+            "SELECT id, template, language, to_address, state, created_at FROM email_messages
               WHERE created_by_job = $1 ORDER BY id DESC"
                 .to_string(),
             &id,

@@ -106,6 +106,10 @@ impl FromStr for JobState {
 pub struct JobFilter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<JobState>,
+    /// Only the jobs that failed and are not done with: retrying or dead (the dashboard's
+    /// default list). Narrows further when `state` is also given.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The tenant: an operator of one account sees only its jobs.
@@ -181,6 +185,9 @@ fn conditions(
             String::new()
         };
         clauses.push(state.predicate(&now));
+    }
+    if filter.failed {
+        clauses.push("(state = 'dead' OR (state = 'queued' AND attempts > 0))".to_string());
     }
     if let Some(kind) = &filter.kind {
         clauses.push(format!(
