@@ -2,8 +2,11 @@
 //! default), a stylesheet of its own, no script. Every page needs a signed-in operator
 //! ([`session::Signed`]); every form carries the session's CSRF token.
 
+mod actions;
+mod overview;
 mod pages;
 pub mod session;
+mod view;
 
 use std::sync::{Arc, LazyLock};
 
@@ -25,7 +28,17 @@ pub fn routes() -> Router<Arc<App>> {
         )
         .route("/admin/logout", post(session::sign_out))
         .route("/admin/style.css", get(stylesheet))
-        .route("/admin", get(pages::overview))
+        .route("/admin", get(overview::overview))
+        .route("/admin/", get(actions::without_trailing_slash))
+        .route("/admin/jobs/", get(actions::without_trailing_slash))
+        .route("/admin/actions", get(actions::audit))
+        .route("/admin/actions/", get(actions::without_trailing_slash))
+        .route("/admin/kinds/pause", post(actions::pause_kind))
+        .route("/admin/kinds/resume", post(actions::resume_kind))
+        .route(
+            "/admin/sweeps/lock-idle/confirm",
+            post(actions::confirm_lock_idle),
+        )
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}", get(pages::job))
         .route("/admin/jobs/{id}/retry", post(pages::retry))
@@ -46,6 +59,16 @@ pub enum AdminError {
     BadFilter(&'static str),
     #[error("no job {0}")]
     NoJob(String),
+    #[error("invalid {0}")]
+    BadField(&'static str),
+    #[error("account {0} is not held by the idle-lock circuit breaker")]
+    NotHeld(i64),
+    #[error(transparent)]
+    Action(#[from] crate::queue::admin::AdminError),
+    #[error(transparent)]
+    ConfirmHold(#[from] crate::queue::breaker_hold::ConfirmHoldError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -60,6 +83,16 @@ impl IntoResponse for AdminError {
             AdminError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::BadFilter(_) => StatusCode::BAD_REQUEST,
             AdminError::NoJob(_) => StatusCode::NOT_FOUND,
+            AdminError::BadField(_)
+            | AdminError::Action(crate::queue::admin::AdminError::UnknownKind(_))
+            | AdminError::ConfirmHold(
+                crate::queue::breaker_hold::ConfirmHoldError::InvalidAccount(_),
+            ) => StatusCode::BAD_REQUEST,
+            AdminError::NotHeld(_) => StatusCode::CONFLICT,
+            AdminError::Action(_) | AdminError::ConfirmHold(_) | AdminError::Config(_) => {
+                tracing::error!(error = %self, "dashboard action failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             AdminError::Store(_) | AdminError::Queue(_) => {
                 tracing::error!(error = %self, "dashboard request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -83,6 +116,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("overview.html", include_str!("templates/overview.html")),
         ("jobs.html", include_str!("templates/jobs.html")),
         ("job.html", include_str!("templates/job.html")),
+        ("actions.html", include_str!("templates/actions.html")),
     ] {
         env.add_template(name, source)
             .expect("the dashboard's templates parse (tests/dashboard_browser.rs renders each)");

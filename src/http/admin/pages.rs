@@ -15,7 +15,7 @@ use super::{AdminError, render};
 use crate::App;
 use crate::domain::admin::mask_payload;
 use crate::store::dashboard::{self, JobFilter};
-use crate::store::{ledger, workers};
+use crate::store::ledger;
 
 /// Rows of the jobs list shown at once.
 const LIST_LIMIT: i64 = 200;
@@ -24,51 +24,6 @@ const LIST_LIMIT: i64 = 200;
 fn operator(signed: &Signed) -> serde_json::Value {
     json!({ "name": signed.name, "role": signed.role.as_str(), "may_act": signed.role.may_act(),
             "csrf": signed.csrf })
-}
-
-pub async fn overview(
-    State(app): State<Arc<App>>,
-    signed: Signed,
-) -> Result<impl IntoResponse, AdminError> {
-    let now_ms = app.clock.now_ms();
-    let counts = dashboard::counts_by_kind_and_state(&app.store, now_ms).await?;
-    let oldest = dashboard::oldest_queued_at_ms(&app.store, now_ms).await?;
-    // Liveness is about real time, as the heartbeats are (wall clock, not the job clock).
-    let wall_ms = chrono::Utc::now().timestamp_millis();
-    let timeout_ms = app.settings.queue.heartbeat_timeout_secs as i64 * 1000;
-    let processes = workers::live(&app.store, wall_ms - timeout_ms).await?;
-    let states = ["queued", "scheduled", "running", "retrying", "dead", "done"];
-    let mut kinds: Vec<String> = counts.iter().map(|row| row.kind.clone()).collect();
-    kinds.dedup();
-    let table: Vec<_> = kinds
-        .iter()
-        .map(|kind| {
-            let cells: Vec<i64> = states
-                .iter()
-                .map(|state| {
-                    counts
-                        .iter()
-                        .find(|row| &row.kind == kind && row.state == *state)
-                        .map_or(0, |row| row.jobs)
-                })
-                .collect();
-            json!({ "kind": kind, "counts": cells })
-        })
-        .collect();
-    let processes: Vec<_> = processes
-        .iter()
-        .map(|process| {
-            json!({ "host": process.host, "pid": process.pid, "workers": process.workers,
-                    "jobs_held": process.jobs_held, "started": time(process.started_at_ms),
-                    "beat_ago": duration(wall_ms - process.last_beat_ms) })
-        })
-        .collect();
-    Ok(render(
-        "overview.html",
-        context! { operator => operator(&signed), states => states, table => table,
-        processes => processes,
-        oldest_age => oldest.map(|at| duration(now_ms - at)) },
-    ))
 }
 
 #[derive(Deserialize)]
@@ -207,13 +162,4 @@ fn time(ms: i64) -> String {
 
 fn shown(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-fn duration(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
-        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
-    }
 }
