@@ -16,7 +16,7 @@ use common::Backend;
 use common::dashboard::{Browser, Dashboard, OPERATOR, VIEWER, dashboard, encode};
 use common::process::lifecycle_command;
 use common::sweeps::{active_agents, last_active, status};
-use common::{seed_world, start_time};
+use common::{World, seed_world, start_time};
 use fantoccini::Locator;
 use lifecycle::config::SweepSchedule;
 use lifecycle::schedule::firing::fire;
@@ -99,32 +99,7 @@ async fn the_overview_shows_the_schedules_and_a_last_run(backend: Backend) {
 /// users are locked, the hold is gone, and the action is on the audit page with their name.
 async fn an_operator_confirms_a_held_account_in_the_browser(backend: Backend) {
     let mut dash = dashboard(backend, |_| {}).await;
-    let held = seed_world(&dash.env, 1).await;
-    let at = start_time() + chrono::Duration::days(95);
-    active_agents(
-        &dash.env,
-        &held,
-        "recent",
-        2,
-        at - chrono::Duration::days(1),
-    )
-    .await;
-    let idle = active_agents(&dash.env, &held, "idle", 2, start_time()).await;
-    last_active(&dash.env, &[held.admin], at - chrono::Duration::days(1)).await;
-    dash.env.clock.set(at);
-    let run = dash
-        .env
-        .run(&LockIdleUsers {
-            at: Some(at),
-            account_id: Some(held.account),
-            confirm_accounts: vec![],
-        })
-        .await;
-    assert_eq!(run.state, "done", "{run:?}");
-    assert_eq!(dash.env.scalar(OPEN_HOLDS, held.account).await, 1);
-    for user in &idle {
-        assert_eq!(status(&dash.env, *user).await, "active");
-    }
+    let (held, idle) = held_account(&mut dash).await;
 
     // The viewer reads the hold, without a button; a forged POST is refused.
     let (cookies, csrf) = dash.session(VIEWER).await;
@@ -212,6 +187,81 @@ async fn an_operator_confirms_a_held_account_in_the_browser(backend: Backend) {
             .contains("No account held.")
     );
     browser.stop().await;
+}
+
+/// An account the idle-lock breaker holds: 2 of its 5 active users idle (40%, over the
+/// 20% share), the sweep run over it once. Returns it and its idle users.
+async fn held_account(dash: &mut Dashboard) -> (World, Vec<i64>) {
+    let held = seed_world(&dash.env, 1).await;
+    let at = start_time() + chrono::Duration::days(95);
+    active_agents(
+        &dash.env,
+        &held,
+        "recent",
+        2,
+        at - chrono::Duration::days(1),
+    )
+    .await;
+    let idle = active_agents(&dash.env, &held, "idle", 2, start_time()).await;
+    last_active(&dash.env, &[held.admin], at - chrono::Duration::days(1)).await;
+    dash.env.clock.set(at);
+    let run = dash
+        .env
+        .run(&LockIdleUsers {
+            at: Some(at),
+            account_id: Some(held.account),
+            confirm_accounts: vec![],
+        })
+        .await;
+    assert_eq!(run.state, "done", "{run:?}");
+    assert_eq!(dash.env.scalar(OPEN_HOLDS, held.account).await, 1);
+    for user in &idle {
+        assert_eq!(status(&dash.env, *user).await, "active");
+    }
+
+    (held, idle)
+}
+
+/// `lifecycle sweep lock-idle --account A --confirm` does what the Confirm button does,
+/// through the same function: the idle users locked, the hold gone, the action recorded
+/// under the name of whoever ran it.
+async fn the_cli_confirm_is_the_same_action(backend: Backend) {
+    let mut dash = dashboard(backend, |_| {}).await;
+    let (held, idle) = held_account(&mut dash).await;
+    let at = dash.env.clock.now().to_rfc3339();
+    let account = held.account.to_string();
+    let output = lifecycle_command(&dash.env)
+        .args([
+            "sweep",
+            "lock-idle",
+            "--account",
+            &account,
+            "--confirm",
+            "--at",
+            &at,
+        ])
+        .env("USER", "carla")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let job = text(&output.stdout).trim().parse().expect("the job's id");
+    // The command stamped its job with the real time: the worker's clock moves past it (the
+    // sweep judges as of `--at`).
+    dash.env.clock.set(Utc::now());
+    assert_eq!(dash.env.wait_for(job).await.state, "done");
+    for user in &idle {
+        assert_eq!(status(&dash.env, *user).await, "locked");
+    }
+    assert_eq!(dash.env.scalar(OPEN_HOLDS, held.account).await, 0);
+    let recorded = lifecycle::store::admin::list_actions(dash.env.store(), 10)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        (recorded[0].operator.as_str(), recorded[0].action.as_str()),
+        ("carla", "confirm-hold")
+    );
+    assert_eq!(recorded[0].target, format!("account {}", held.account));
 }
 
 /// The operator pauses a kind from the browser: a job of that kind, enqueued first, stays
@@ -579,6 +629,7 @@ where
 on_both_backends!(
     the_overview_shows_the_schedules_and_a_last_run,
     an_operator_confirms_a_held_account_in_the_browser,
+    the_cli_confirm_is_the_same_action,
     an_operator_pauses_and_resumes_a_kind_in_the_browser,
     new_routes_refuse_the_unauthenticated_and_slashes_redirect,
     operators_in_the_database_sign_in_and_are_removed,
