@@ -49,6 +49,13 @@ async fn the_overview_shows_the_schedules_and_a_last_run(backend: Backend) {
     let mut dash = dashboard(backend, scheduled).await;
     let (cookies, _) = dash.session(OPERATOR).await;
     let page = dash.get("/admin", &cookies).await;
+    assert!(
+        page.body
+            .contains("<title>Overview · lifecycle admin</title>"),
+        "the tables are in the page, not in its title: {}",
+        page.body
+    );
+    assert_eq!(page.body.matches("id=\"sweeps\"").count(), 1);
     let sweeps = section(&page.body, "id=\"sweeps\"");
     let row = |sweeps: &str, name: &str| {
         let start = sweeps
