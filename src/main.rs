@@ -276,6 +276,7 @@ fn one_line(error: &anyhow::Error) -> String {
 fn exit_code(error: &anyhow::Error) -> u8 {
     let configuration = error.chain().any(|cause| {
         cause.is::<ConfigError>()
+            || cause.is::<cli::UsageError>()
             || cause
                 .downcast_ref::<StartError>()
                 .is_some_and(StartError::is_configuration)
@@ -330,7 +331,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let app = App::start(settings, Clock::System).await?;
             cli::history::run(&app, args).await?;
         }
-        Command::Admin { command } => cli::admin::execute(command)?,
+        Command::Admin { command } => cli::admin::execute(settings, command).await?,
         Command::Demo => {
             // The demo plays its own scenario: a sweep fired by its worker (the catch-up of
             // last night's tick) would change what `sweep --dry-run` shows afterwards.

@@ -562,7 +562,8 @@ fn admin_add_operator_prints_an_entry_holding_only_the_hash() {
         ),
     ] {
         let output = add(&args, password);
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        // A usage error: exit 2, as the README's exit-code policy says.
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(
             text(&output.stderr).contains(says),
             "{}",

@@ -1,10 +1,10 @@
-//! `lifecycle schedule`: each sweep's expression, zone, next firing and last run.
+//! `lifecycle schedule`: each sweep's expression, zone, next firing and last run (read by
+//! [`lifecycle::schedule::status`], which the dashboard's overview shows too).
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use lifecycle::App;
-use lifecycle::schedule::{Schedule, Schedules};
-use lifecycle::store::schedule::{FiringRow, last_firing};
+use lifecycle::schedule::Schedules;
+use lifecycle::schedule::status::{LastRun, sweep_statuses};
 
 /// The table `lifecycle schedule` prints, as of `now`.
 pub async fn table(app: &App, now: DateTime<Utc>) -> anyhow::Result<String> {
@@ -16,20 +16,17 @@ pub async fn table(app: &App, now: DateTime<Utc>) -> anyhow::Result<String> {
         "NEXT FIRING".to_string(),
         "LAST RUN".to_string(),
     ]];
-    for schedule in &schedules.schedules {
-        let last = last_firing(&app.store, schedule.sweep.name).await?;
+    for status in sweep_statuses(&app.store, &schedules, now).await? {
         rows.push([
-            schedule.sweep.name.to_string(),
-            if schedule.is_enabled() {
-                schedule.expression.clone()
-            } else {
-                "(disabled)".to_string()
-            },
-            schedule.zone.name().to_string(),
-            schedule
-                .next_tick(now)
-                .map_or_else(|| "-".to_string(), |tick| in_zone(tick, schedule.zone)),
-            last.map_or_else(|| "never".to_string(), |last| last_run(schedule, &last)),
+            status.sweep.to_string(),
+            status
+                .expression
+                .unwrap_or_else(|| "(disabled)".to_string()),
+            status.zone,
+            status.next_firing.unwrap_or_else(|| "-".to_string()),
+            status
+                .last_run
+                .map_or_else(|| "never".to_string(), |last| last_run(&last)),
         ]);
     }
     let widths: Vec<usize> = (0..4)
@@ -50,22 +47,11 @@ pub async fn table(app: &App, now: DateTime<Utc>) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn in_zone(at: DateTime<Utc>, zone: Tz) -> String {
-    at.with_timezone(&zone)
-        .format("%Y-%m-%d %H:%M:%S %:z")
-        .to_string()
-}
-
 /// `tick 2026-03-29 03:00:00 +02:00: done, 3 licenses released (job <id>)`.
-fn last_run(schedule: &Schedule, last: &FiringRow) -> String {
-    let tick = DateTime::<Utc>::from_timestamp_millis(last.tick_at_ms).map_or_else(
-        || last.tick_at_ms.to_string(),
-        |tick| in_zone(tick, schedule.zone),
-    );
-    let state = last.job_state.as_deref().unwrap_or("pruned");
+fn last_run(last: &LastRun) -> String {
     let outcome = last.outcome.as_deref().unwrap_or("-");
     let job = last
         .job_id
         .map_or_else(|| "-".to_string(), |id| id.to_string());
-    format!("tick {tick}: {state}, {outcome} (job {job})")
+    format!("tick {}: {}, {outcome} (job {job})", last.tick, last.state)
 }

@@ -10,6 +10,7 @@ use lifecycle::clock::Clock;
 use lifecycle::config::Settings;
 use lifecycle::handlers::sweep::{Scope, SweepKind, preview};
 use lifecycle::queue::EnqueueRequest;
+use lifecycle::queue::admin::Operator;
 use lifecycle_jobs::{ExpirePasswords, Job, LockIdleUsers};
 
 /// Every sweep the CLI runs.
@@ -112,6 +113,12 @@ async fn execute_user_sweep(
             );
             print!("{}", preview::table(&previews));
         }
+    } else if let (SweepName::LockIdle, Some(account), true) = (sweep, args.account, args.confirm) {
+        // The dashboard's Confirm button does the same, through the same function.
+        let operator = std::env::var("USER").unwrap_or_else(|_| "cli".to_string());
+        let operator = Operator::new(&operator)?;
+        let job_id = app.queue.confirm_lock_idle(&operator, account, at).await?;
+        println!("{job_id}");
     } else {
         // `at` is fixed now, so a retried or recovered job judges as the first attempt.
         let request = match sweep {

@@ -18,7 +18,8 @@ pub struct AdminSettings {
     /// until the window has passed.
     pub login_failure_limit: u32,
     pub login_failure_window_mins: u32,
-    /// Who may sign in; `lifecycle admin add-operator` prints an entry.
+    /// Who may sign in; `lifecycle admin add-operator` prints an entry. Looked up before the
+    /// operators kept in the database (`admin_operators`, `add-operator --store`).
     #[serde(default)]
     pub operators: Vec<Operator>,
 }

@@ -9,6 +9,7 @@
 //! `transport` (and `redis`) alone.
 
 pub mod admin;
+pub mod breaker_hold;
 mod enqueue;
 pub mod lifeline;
 pub mod maintenance;

@@ -9,6 +9,7 @@
 //! tests/schedule.rs DST test holds it to that).
 
 pub mod firing;
+pub mod status;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod accounts;
 pub mod admin;
+pub mod admin_operators;
 pub mod admin_sessions;
 pub mod audit;
 pub mod confirmation_links;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::accounts::AccountRow;
 use super::audit::{self, AuditStamp};
 use super::users::UserRow;
-use super::{Dialect, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
+use super::{Dialect, Store, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
 
 /// An account with its sweep policies (`None`: the configured default).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -321,4 +321,18 @@ pub async fn confirm_hold(
         at,
         by
     )? > 0)
+}
+
+/// Every open hold of `sweep`, oldest first: the accounts waiting for an administrator.
+pub async fn open_holds(store: &Store, sweep: &str) -> Result<Vec<Hold>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let holds = fetch_all!(
+        &mut tx,
+        Hold,
+        "SELECT account_id, sweep, held_at, share, would_lock, active_users FROM sweep_holds
+          WHERE sweep = $1 AND confirmed_at IS NULL ORDER BY held_at, account_id",
+        sweep
+    )?;
+    tx.commit().await?;
+    Ok(holds)
 }

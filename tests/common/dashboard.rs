@@ -256,6 +256,16 @@ impl Browser {
             .unwrap()
     }
 
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css}: {error}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
     pub async fn sign_in(&self, base: &str, (name, password): (&str, &str)) {
         self.client
             .goto(&format!("{base}/admin/login"))

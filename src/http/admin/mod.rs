@@ -2,8 +2,11 @@
 //! default), a stylesheet of its own, no script. Every page needs a signed-in operator
 //! ([`session::Signed`]); every form carries the session's CSRF token.
 
+mod actions;
+mod overview;
 mod pages;
 pub mod session;
+mod view;
 
 use std::sync::{Arc, LazyLock};
 
@@ -26,7 +29,17 @@ pub fn routes() -> Router<Arc<App>> {
         )
         .route("/admin/logout", post(session::sign_out))
         .route("/admin/style.css", get(stylesheet))
-        .route("/admin", get(pages::overview))
+        .route("/admin", get(overview::overview))
+        .route("/admin/", get(actions::without_trailing_slash))
+        .route("/admin/jobs/", get(actions::without_trailing_slash))
+        .route("/admin/actions", get(actions::audit))
+        .route("/admin/actions/", get(actions::without_trailing_slash))
+        .route("/admin/kinds/pause", post(actions::pause_kind))
+        .route("/admin/kinds/resume", post(actions::resume_kind))
+        .route(
+            "/admin/sweeps/lock-idle/confirm",
+            post(actions::confirm_lock_idle),
+        )
         .route("/admin/jobs", get(pages::jobs::list))
         .route("/admin/jobs/retry", post(pages::bulk::retry_selected))
         .route(
@@ -50,8 +63,6 @@ pub enum AdminError {
     ReadOnly,
     #[error("too many failed sign-ins: try again in {0} minutes")]
     TooManyFailures(u32),
-    #[error("invalid filter: {0}")]
-    BadFilter(&'static str),
     /// A filter's value that cannot be read, the message naming its field and the value.
     #[error("invalid filter: {0}")]
     InvalidFilter(String),
@@ -60,6 +71,14 @@ pub enum AdminError {
     BadForm(String),
     #[error("no job {0}")]
     NoJob(String),
+    #[error("invalid {0}")]
+    BadField(&'static str),
+    #[error("account {0} is not held by the idle-lock circuit breaker")]
+    NotHeld(i64),
+    #[error(transparent)]
+    ConfirmHold(#[from] crate::queue::breaker_hold::ConfirmHoldError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -74,9 +93,7 @@ impl IntoResponse for AdminError {
             AdminError::SignedOut => StatusCode::UNAUTHORIZED,
             AdminError::Csrf | AdminError::ReadOnly => StatusCode::FORBIDDEN,
             AdminError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
-            AdminError::BadFilter(_) | AdminError::InvalidFilter(_) | AdminError::BadForm(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            AdminError::InvalidFilter(_) | AdminError::BadForm(_) => StatusCode::BAD_REQUEST,
             AdminError::Action(
                 ActionError::MissingReason
                 | ActionError::InvalidOperator(_)
@@ -86,7 +103,16 @@ impl IntoResponse for AdminError {
             AdminError::Action(ActionError::NoSuchJob(_)) => StatusCode::NOT_FOUND,
             AdminError::Action(ActionError::NotDiscardable { .. }) => StatusCode::CONFLICT,
             AdminError::NoJob(_) => StatusCode::NOT_FOUND,
-            AdminError::Store(_) | AdminError::Queue(_) | AdminError::Action(_) => {
+            AdminError::BadField(_)
+            | AdminError::ConfirmHold(
+                crate::queue::breaker_hold::ConfirmHoldError::InvalidAccount(_),
+            ) => StatusCode::BAD_REQUEST,
+            AdminError::NotHeld(_) => StatusCode::CONFLICT,
+            AdminError::Action(_) | AdminError::ConfirmHold(_) | AdminError::Config(_) => {
+                tracing::error!(error = %self, "dashboard action failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            AdminError::Store(_) | AdminError::Queue(_) => {
                 tracing::error!(error = %self, "dashboard request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -112,6 +138,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("user.html", include_str!("templates/user.html")),
         ("confirm.html", include_str!("templates/confirm.html")),
         ("result.html", include_str!("templates/result.html")),
+        ("actions.html", include_str!("templates/actions.html")),
     ] {
         env.add_template(name, source)
             .expect("the dashboard's templates parse (tests/dashboard_browser.rs renders each)");

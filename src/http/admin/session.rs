@@ -16,7 +16,7 @@ use crate::App;
 use crate::config::Operator;
 use crate::domain::admin::{Role, failure_delay_ms, sign_in_allowed};
 use crate::domain::credentials::{new_secret, verify_password};
-use crate::store::admin_sessions;
+use crate::store::{StoreError, admin_operators, admin_sessions};
 
 /// The session cookie; scoped to `/admin`.
 pub const SESSION_COOKIE: &str = "lifecycle_admin";
@@ -72,12 +72,19 @@ impl FromRequestParts<Arc<App>> for Signed {
         let operator = admin_sessions::operator_of(&app.store, &token_sha256, app.clock.now_ms())
             .await
             .map_err(|error| AdminError::from(error).into_response())?;
-        // An operator removed from the configuration loses their sessions at once.
-        let Some(operator) = operator.and_then(|name| app.settings.admin.operator(&name)) else {
+        // An operator removed from the configuration or the table loses their sessions at
+        // once: each request looks them up again.
+        let operator = match operator {
+            Some(name) => find_operator(app, &name)
+                .await
+                .map_err(|error| AdminError::from(error).into_response())?,
+            None => None,
+        };
+        let Some(operator) = operator else {
             return Err(refuse());
         };
         Ok(Signed {
-            name: operator.name.clone(),
+            name: operator.name,
             role: operator.role,
             csrf: sha256_hex(&format!("csrf:{token}")),
             token_sha256,
@@ -146,7 +153,8 @@ pub async fn sign_in(
         }
         recent = recent.max(failures);
     }
-    let Some(operator) = authenticate(settings.operator(&form.name), &form.password) else {
+    let known = find_operator(&app, &form.name).await?;
+    let Some(operator) = authenticate(known.as_ref(), &form.password) else {
         admin_sessions::record_failure(&app.store, &form.name, &address.0, now_ms, window_start)
             .await?;
         tracing::warn!(address = %address.0, "dashboard sign-in refused");
@@ -175,6 +183,15 @@ pub async fn sign_in(
     let mut response = Redirect::to("/admin").into_response();
     set_cookie(&mut response, &app, SESSION_COOKIE, &token, ttl_mins);
     Ok(response)
+}
+
+/// The operator of that name: from the configuration first, then from the database
+/// (`lifecycle admin add-operator --store`).
+pub async fn find_operator(app: &App, name: &str) -> Result<Option<Operator>, StoreError> {
+    if let Some(operator) = app.settings.admin.operator(name) {
+        return Ok(Some(operator.clone()));
+    }
+    admin_operators::find(&app.store, name).await
 }
 
 /// The operator whose password this is; the hash is checked even for an unknown name, so
