@@ -56,14 +56,19 @@ fn in_zone(at: DateTime<Utc>, zone: Tz) -> String {
         .to_string()
 }
 
-/// `tick 2026-03-29 03:00:00 +02:00: done, 3 licenses released (job <id>)`.
+/// `tick 2026-03-29 03:00:00 +02:00: done, 3 licenses released (job <id>)`, or
+/// `tick 2026-03-29 03:00:00 +02:00: skipped (first start)`.
 fn last_run(schedule: &Schedule, last: &FiringRow) -> String {
     let tick = DateTime::<Utc>::from_timestamp_millis(last.tick_at_ms).map_or_else(
         || last.tick_at_ms.to_string(),
         |tick| in_zone(tick, schedule.zone),
     );
-    let state = last.job_state.as_deref().unwrap_or("pruned");
     let outcome = last.outcome.as_deref().unwrap_or("-");
+    // A tick skipped (a schedule's first start) enqueued nothing: no job to show.
+    if last.job_id.is_none() {
+        return format!("tick {tick}: {outcome}");
+    }
+    let state = last.job_state.as_deref().unwrap_or("pruned");
     let job = last
         .job_id
         .map_or_else(|| "-".to_string(), |id| id.to_string());
