@@ -96,8 +96,9 @@ async fn killed_halfway_and_rerun_locks_and_mails_each_user_once(backend: Backen
     let mut first = Service::start(&env, &SMALL_BATCHES, None).await;
     let started = Instant::now();
     loop {
+        // Killed around a third of the way: batches committed, many left.
         let locked = env.scalar(LOCKED_IDLE, world.account).await;
-        if locked > 0 {
+        if locked >= IDLE / 3 {
             assert!(locked < IDLE, "the sweep finished before the kill");
             break;
         }
