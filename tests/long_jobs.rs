@@ -74,6 +74,28 @@ async fn cut_short(env: &TestEnv, job: Uuid) -> i64 {
     .unwrap()
 }
 
+/// The test's stream entries pending in the workers' group: how many, and the first's idle
+/// time (ms) and delivery count.
+async fn pending_entry(env: &TestEnv) -> (usize, i64, i64) {
+    let stream = format!("{{lifecycle:{}}}:stream", env.app.settings.queue.namespace);
+    let client = redis::Client::open(common::redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis must answer");
+    let entries: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg("workers")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .expect("XPENDING");
+    let (_, _, idle_ms, deliveries) = entries.first().cloned().unwrap_or_default();
+    (entries.len(), idle_ms, deliveries)
+}
+
 async fn wait_done(env: &TestEnv, job: Uuid) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -124,6 +146,14 @@ async fn a_long_job_is_not_redelivered_while_it_runs(backend: Backend) {
         renewals >= 3,
         "the claim was renewed as the job ran: {renewals}"
     );
+    if backend == Backend::PostgresRedis {
+        // Its stream entry too: still pending, delivered once, idle less than the timeout
+        // (without the renewal, XAUTOCLAIM would have handed it to another consumer).
+        let (pending, idle_ms, deliveries) = pending_entry(&env).await;
+        assert_eq!(pending, 1, "the entry is still pending");
+        assert!(idle_ms < 3_000, "renewed: idle {idle_ms} ms");
+        assert_eq!(deliveries, 1, "delivered once");
+    }
     env.sink.stop_dawdling();
     assert_eq!(wait_done(&env, job).await, 1, "one attempt");
     assert_eq!(cut_short(&env, job).await, 0, "no attempt was cut short");
