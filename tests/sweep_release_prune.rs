@@ -181,17 +181,17 @@ async fn release_frees_only_due_licenses(backend: Backend) {
     assert!(stderr.contains("--at"), "{stderr}");
     assert_eq!(state_of(&env, later).await, "releasing");
 
-    // Once its instant has come, the last one goes, through the command.
+    // Once its instant has come, the last one goes, through the command, which enqueues the
+    // sweep (due by the command's clock, the real one, which the worker's clock is set to).
     env.stop_worker().await;
     let later_at = (now + Duration::hours(1)).to_rfc3339();
-    let ran = json(&sweep(
-        &env,
-        &["release-licenses", "--json", "--at", &later_at],
-    ));
-    assert_eq!(
-        (ran["dry_run"].as_bool(), ran["changed"].as_i64()),
-        (Some(false), Some(1))
-    );
+    let output = sweep(&env, &["release-licenses", "--at", &later_at]);
+    let id: uuid::Uuid = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    env.clock.set(Utc::now());
+    assert_eq!(env.wait_for(id).await.state, "done");
     assert_eq!(state_of(&env, later).await, "released");
 }
 
@@ -346,8 +346,66 @@ async fn prune_deletes_only_jobs_past_the_retention(backend: Backend) {
     assert!(ledger::get(env.store(), early.id).await.unwrap().is_some());
 }
 
+/// Without `--dry-run`, `sweep release-licenses` and `sweep prune` enqueue their sweep's job
+/// (its id printed, its tick the `--at` given) and change nothing themselves; the worker's
+/// run of each frees the due license and prunes the old job. `--json` is the dry-run's.
+async fn the_cli_enqueues_release_and_prune(backend: Backend) {
+    let mut env = TestEnv::start_with(backend, |settings| settings.queue.retention_days = 14).await;
+    let now = env.clock.now();
+    let acme = seed_world(&env, 10).await;
+    let (_, due) = salesperson(&env, &acme, "due@acme.test", Some(now - Duration::hours(1))).await;
+    let old = env.run(&lifecycle_jobs::Noop { account_id: 1 }).await.id;
+    env.stop_worker().await;
+    env.clock.advance(Duration::days(15));
+    let at = env.clock.now();
+
+    let mut enqueued = Vec::new();
+    for (command, kind) in [
+        ("release-licenses", "sweep::release_due_licenses"),
+        ("prune", "sweep::prune_job_history"),
+    ] {
+        let output = sweep(&env, &[command, "--at", &at.to_rfc3339()]);
+        let id: uuid::Uuid = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|error| panic!("{command} prints the job id: {error}"));
+        let job = env.job(id).await;
+        assert_eq!((job.kind.as_str(), job.state.as_str()), (kind, "queued"));
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+        let tick: DateTime<Utc> = serde_json::from_value(payload["at"].clone()).unwrap();
+        assert_eq!(tick, at, "{command}: the tick is the --at given");
+        enqueued.push(id);
+    }
+    assert_eq!(
+        state_of(&env, due).await,
+        "releasing",
+        "nothing changed yet"
+    );
+    assert!(ledger::get(env.store(), old).await.unwrap().is_some());
+
+    // The jobs are due by the command's clock (the real one): the worker's is set to it.
+    env.clock.set(Utc::now());
+    for id in enqueued {
+        assert_eq!(env.wait_for(id).await.state, "done");
+    }
+    assert_eq!(state_of(&env, due).await, "released");
+    assert_eq!(env.scalar(RELEASED_ROWS, due).await, 1);
+    assert!(
+        ledger::get(env.store(), old).await.unwrap().is_none(),
+        "pruned"
+    );
+
+    let refused = lifecycle_command(&env)
+        .args(["sweep", "prune", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--dry-run"));
+}
+
 on_both_backends!(
     release_frees_only_due_licenses,
+    the_cli_enqueues_release_and_prune,
     a_reclaim_racing_the_sweep_is_left_alone,
     prune_deletes_only_jobs_past_the_retention,
 );

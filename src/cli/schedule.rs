@@ -47,9 +47,14 @@ pub async fn table(app: &App, now: DateTime<Utc>) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// `tick 2026-03-29 03:00:00 +02:00: done, 3 licenses released (job <id>)`.
+/// `tick 2026-03-29 03:00:00 +02:00: done, 3 licenses released (job <id>)`, or
+/// `tick 2026-03-29 03:00:00 +02:00: skipped (first start)`.
 fn last_run(last: &LastRun) -> String {
     let outcome = last.outcome.as_deref().unwrap_or("-");
+    // A tick skipped (a schedule's first start) enqueued nothing: no job to show.
+    if last.job_id.is_none() {
+        return format!("tick {}: {outcome}", last.tick);
+    }
     let job = last
         .job_id
         .map_or_else(|| "-".to_string(), |id| id.to_string());

@@ -1,7 +1,7 @@
 //! `lifecycle sweep <lock-idle|expire-passwords|release-licenses|prune> ...`: the one
-//! `sweep` command. The user sweeps (`lock-idle`, `expire-passwords`, here) preview
-//! (`--dry-run`) or enqueue a job; `release-licenses` and `prune` are in
-//! [`super::sweep_release_prune`].
+//! `sweep` command. Each sweep previews (`--dry-run`, changing nothing) or enqueues its job,
+//! so a run from the command line is visible and retried like a scheduled one. The
+//! dry-runs of `release-licenses` and `prune` are in [`super::sweep_release_prune`].
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -11,7 +11,9 @@ use lifecycle::config::Settings;
 use lifecycle::handlers::sweep::{Scope, SweepKind, preview};
 use lifecycle::queue::EnqueueRequest;
 use lifecycle::queue::admin::Operator;
-use lifecycle_jobs::{ExpirePasswords, Job, LockIdleUsers};
+use lifecycle_jobs::{ExpirePasswords, Job, LockIdleUsers, PruneJobHistory, ReleaseDueLicenses};
+
+use super::sweep_release_prune::{SweepArgs, prune_dry_run, release_licenses_dry_run};
 
 /// Every sweep the CLI runs.
 #[derive(Subcommand)]
@@ -21,12 +23,12 @@ pub enum SweepCommand {
     /// Require a new password once it is older than the maximum age (ExpirePasswords):
     /// preview or enqueue.
     ExpirePasswords(UserSweepArgs),
-    /// Free every `releasing` license whose release instant has passed (ReleaseDueLicenses),
-    /// now, in this process, or list them (--dry-run).
-    ReleaseLicenses(super::sweep_release_prune::SweepArgs),
-    /// Delete finished jobs past queue.retention_days (PruneJobHistory), now, in this
-    /// process, or count them (--dry-run).
-    Prune(super::sweep_release_prune::SweepArgs),
+    /// Free every `releasing` license whose release instant has passed (ReleaseDueLicenses):
+    /// list them (--dry-run) or enqueue.
+    ReleaseLicenses(SweepArgs),
+    /// Delete finished jobs past queue.retention_days (PruneJobHistory): count them
+    /// (--dry-run) or enqueue.
+    Prune(SweepArgs),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -60,20 +62,8 @@ pub async fn execute(settings: Settings, command: SweepCommand) -> anyhow::Resul
     let (sweep, args) = match command {
         SweepCommand::LockIdle(args) => (SweepName::LockIdle, args),
         SweepCommand::ExpirePasswords(args) => (SweepName::ExpirePasswords, args),
-        SweepCommand::ReleaseLicenses(args) => {
-            return super::sweep_release_prune::execute(
-                settings,
-                super::sweep_release_prune::SweepCommand::ReleaseLicenses(args),
-            )
-            .await;
-        }
-        SweepCommand::Prune(args) => {
-            return super::sweep_release_prune::execute(
-                settings,
-                super::sweep_release_prune::SweepCommand::Prune(args),
-            )
-            .await;
-        }
+        SweepCommand::ReleaseLicenses(args) => return execute_sweep(settings, true, args).await,
+        SweepCommand::Prune(args) => return execute_sweep(settings, false, args).await,
     };
     execute_user_sweep(settings, sweep, args).await
 }
@@ -137,6 +127,31 @@ async fn execute_user_sweep(
         println!("{}", enqueued.id);
     }
     app.store.close().await;
+    Ok(())
+}
+
+/// `release-licenses` (`releases`) or `prune`: the dry-run's listing, or the job enqueued
+/// and its id printed. `at` is fixed now, so a retried job judges as the first attempt.
+async fn execute_sweep(settings: Settings, releases: bool, args: SweepArgs) -> anyhow::Result<()> {
+    let app = App::start(settings, Clock::System).await?;
+    let at = args.at.unwrap_or_else(|| app.clock.now());
+    let printed = match (args.dry_run, releases) {
+        (true, true) => release_licenses_dry_run(&app, at, args.json).await,
+        (true, false) => prune_dry_run(&app, at, args.json).await,
+        (false, _) => {
+            let request = if releases {
+                request(ReleaseDueLicenses { at })?
+            } else {
+                request(PruneJobHistory { at })?
+            };
+            match app.queue.enqueue(request).await {
+                Ok(enqueued) => Ok(format!("{}\n", enqueued.id)),
+                Err(error) => Err(error.into()),
+            }
+        }
+    };
+    app.store.close().await;
+    print!("{}", printed?);
     Ok(())
 }
 

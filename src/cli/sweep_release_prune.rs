@@ -1,5 +1,6 @@
-//! `lifecycle sweep release-licenses|prune`: runs a sweep now, in this process (not through
-//! the queue), or with `--dry-run` lists what it would change and changes nothing.
+//! The dry-runs of `lifecycle sweep release-licenses|prune`: what the sweep would change,
+//! changing nothing. Without `--dry-run` they are enqueued like every sweep
+//! ([`super::sweep::execute`]).
 
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -8,26 +9,18 @@ use lifecycle::handlers::{prune_job_history, release_due_licenses};
 use lifecycle::store::{StoreError, ledger, licenses};
 use serde_json::json;
 
-/// The sweeps run in this process, as [`super::sweep::SweepCommand`] hands them over.
-pub enum SweepCommand {
-    /// Free every `releasing` license whose release instant has passed (ReleaseDueLicenses).
-    ReleaseLicenses(SweepArgs),
-    /// Delete finished jobs past queue.retention_days (PruneJobHistory).
-    Prune(SweepArgs),
-}
-
 #[derive(Args)]
 pub struct SweepArgs {
     /// List what would change; change nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
     /// The instant the sweep runs as (RFC 3339, `2026-03-29T03:00:00Z`); default now. One
     /// later than now counts as now: nothing is freed or pruned early.
     #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    at: Option<DateTime<Utc>>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    pub at: Option<DateTime<Utc>>,
+    /// The dry-run as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
@@ -36,46 +29,18 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|error| format!("{error}; expected RFC 3339, e.g. 2026-03-29T03:00:00Z"))
 }
 
-/// Runs `command` against a service started for it, printing what it did.
-pub async fn execute(
-    settings: lifecycle::config::Settings,
-    command: SweepCommand,
-) -> anyhow::Result<()> {
-    let app = App::start(settings, lifecycle::clock::Clock::System).await?;
-    let printed = command.run(&app).await;
-    app.store.close().await;
-    print!("{}", printed?);
-    Ok(())
-}
-
 /// Licenses the dry-run lists per read.
 const PAGE: i64 = 1000;
 
-impl SweepCommand {
-    /// Runs the sweep (or its dry-run) and returns what to print.
-    pub async fn run(self, app: &App) -> anyhow::Result<String> {
-        match self {
-            SweepCommand::ReleaseLicenses(args) => release_licenses(app, args).await,
-            SweepCommand::Prune(args) => prune(app, args).await,
-        }
-    }
-}
-
-async fn release_licenses(app: &App, args: SweepArgs) -> anyhow::Result<String> {
-    let at = args.at.unwrap_or_else(|| app.clock.now());
+/// The licenses ReleaseDueLicenses would free at `at`, as a table or JSON.
+pub async fn release_licenses_dry_run(
+    app: &App,
+    at: DateTime<Utc>,
+    json: bool,
+) -> anyhow::Result<String> {
     let cutoff = release_due_licenses::cutoff(&app.clock, at);
-    if !args.dry_run {
-        let job_id = uuid::Uuid::new_v4();
-        let released =
-            release_due_licenses::release_due(&app.store, &app.clock, job_id, at).await?;
-        return Ok(if args.json {
-            json!({ "sweep": "release-licenses", "dry_run": false, "due_by": cutoff, "changed": released, "audit_job_id": job_id }).to_string() + "\n"
-        } else {
-            format!("released {released} licenses due by {cutoff} (audited as job {job_id})\n")
-        });
-    }
     let due = all_due(app, cutoff).await?;
-    if args.json {
+    if json {
         let licenses: Vec<_> = due
             .iter()
             .map(|license| {
@@ -131,31 +96,18 @@ async fn all_due(
     Ok(due)
 }
 
-async fn prune(app: &App, args: SweepArgs) -> anyhow::Result<String> {
-    let at = args.at.unwrap_or_else(|| app.clock.now());
+/// How many finished jobs PruneJobHistory would delete at `at`.
+pub async fn prune_dry_run(app: &App, at: DateTime<Utc>, json: bool) -> anyhow::Result<String> {
     let cutoffs = prune_job_history::cutoffs(&app.settings.queue, &app.clock, at);
     let before = DateTime::<Utc>::from_timestamp_millis(cutoffs.finished_before_ms).unwrap_or(at);
-    let (changed, verb) = if args.dry_run {
-        (
-            ledger::count_prunable(&app.store, cutoffs).await? as u64,
-            "would be pruned",
-        )
+    let changed = ledger::count_prunable(&app.store, cutoffs).await?;
+    Ok(if json {
+        json!({ "sweep": "prune", "dry_run": true, "finished_before": before, "changed": changed })
+            .to_string()
+            + "\n"
     } else {
-        (
-            ledger::prune(&app.store, cutoffs, std::time::Duration::MAX).await?,
-            "pruned",
-        )
-    };
-    Ok(if args.json {
-        json!({ "sweep": "prune", "dry_run": args.dry_run, "finished_before": before, "changed": changed }).to_string() + "\n"
-    } else {
-        let tail = if args.dry_run {
-            "; nothing changed"
-        } else {
-            ""
-        };
         format!(
-            "{changed} finished jobs {verb} (finished before {before}, queue.retention_days = {}){tail}\n",
+            "{changed} finished jobs would be pruned (finished before {before}, queue.retention_days = {}); nothing changed\n",
             app.settings.queue.retention_days
         )
     })

@@ -9,6 +9,7 @@
 //! workers; the apalis backend adapter and the settler are in `backend`.
 
 mod backend;
+mod claim_renewal;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -123,7 +124,9 @@ pub async fn process(app: Arc<App>, delivery: Delivery) -> Result<(), JobError> 
         // job's future a few times before it runs: copying kilobytes per job was 7 % of the
         // worker's time at thousands of jobs a second (`memmove` in the profile).
         let started = std::time::Instant::now();
-        let result = Box::pin(handlers::run(&runtime, &job.kind, &job.payload)).await;
+        // A job outliving a third of the visibility timeout renews its claim as it runs.
+        let handler = Box::pin(handlers::run(&runtime, &job.kind, &job.payload));
+        let result = claim_renewal::run_holding_claim(&app.queue, &delivery, handler).await;
         crate::metrics::METRICS.observe_duration(&job.kind, started.elapsed());
         match &result {
             Ok(outcome @ handlers::Outcome::Applied) => tracing::info!(?outcome, "job finished"),

@@ -2,6 +2,11 @@
 //! tick and, when that tick is new to it, tries to fire it. Every process does so; the
 //! tick's row in `schedule_firings`, claimed in the transaction that enqueues the sweep,
 //! lets exactly one of them through.
+//!
+//! A schedule that has never fired (no firing recorded) does not run, on its first start, a
+//! tick from before the process started (last night's idle lock on a fresh install would
+//! lock users who were never warned): that tick is recorded as skipped and the schedule
+//! fires from its next tick on. One that has fired before gets its one catch-up run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,9 @@ impl Scheduler {
         let (stop, mut stopped) = watch::channel(false);
         let every = Duration::from_millis(app.settings.queue.poll_interval_ms.max(1));
         let task = tokio::spawn(async move {
+            // Ticks before this are from before the process existed, for a schedule that
+            // never fired.
+            let started = app.clock.now();
             // The tick each sweep last fired or found fired: only a new one is tried.
             let mut settled: Vec<Option<DateTime<Utc>>> = vec![None; schedules.schedules.len()];
             loop {
@@ -42,7 +50,7 @@ impl Scheduler {
                     if *settled == Some(tick) {
                         continue;
                     }
-                    match fire(&app, schedule, tick).await {
+                    match fire_tick(&app, schedule, tick, Some(started)).await {
                         Ok(_) => *settled = Some(tick),
                         // Tried again next round: the tick stays due until max_lateness.
                         Err(error) => {
@@ -66,6 +74,21 @@ impl Scheduler {
     }
 }
 
+/// What became of a due tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firing {
+    /// This call claimed the tick and enqueued the sweep, this job.
+    Enqueued(Uuid),
+    /// This call claimed the tick of a schedule that had never fired, a tick from before the
+    /// process started, and recorded it as skipped.
+    SkippedFirstStart,
+    /// Another process (or an earlier call) had claimed the tick.
+    AlreadyClaimed,
+}
+
+/// The outcome recorded on a tick skipped at a schedule's first start.
+pub const SKIPPED_FIRST_START: &str = "skipped (first start)";
+
 /// Fires `schedule`'s `tick`: claims its row and enqueues the sweep in one transaction,
 /// then hands the job to the transport. Returns the job's id when this call fired it,
 /// `None` when another process (or an earlier call) had.
@@ -74,12 +97,43 @@ pub async fn fire(
     schedule: &Schedule,
     tick: DateTime<Utc>,
 ) -> Result<Option<Uuid>, QueueError> {
+    Ok(match fire_tick(app, schedule, tick, None).await? {
+        Firing::Enqueued(job) => Some(job),
+        Firing::SkippedFirstStart | Firing::AlreadyClaimed => None,
+    })
+}
+
+/// [`fire`], except that when `started` is given and the schedule has never fired, a tick
+/// before `started` is claimed as skipped ([`SKIPPED_FIRST_START`]) and nothing enqueued.
+pub async fn fire_tick(
+    app: &App,
+    schedule: &Schedule,
+    tick: DateTime<Utc>,
+    started: Option<DateTime<Utc>>,
+) -> Result<Firing, QueueError> {
     let sweep = schedule.sweep;
     let tick_ms = tick.timestamp_millis();
     let mut tx = app.store.begin().await?;
+    let first_start = match started {
+        Some(started) if tick < started => !firings::has_fired(&mut tx, sweep.name).await?,
+        _ => false,
+    };
     if !firings::claim_tick(&mut tx, sweep.name, tick_ms, app.clock.now()).await? {
         tx.rollback().await?;
-        return Ok(None);
+        return Ok(Firing::AlreadyClaimed);
+    }
+    if first_start {
+        firings::set_skipped(
+            &mut tx,
+            sweep.name,
+            tick_ms,
+            SKIPPED_FIRST_START,
+            app.clock.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(sweep = sweep.name, %tick, "first start: a tick from before the process started is skipped, not run");
+        return Ok(Firing::SkippedFirstStart);
     }
     let request = (sweep.job)(tick)?;
     let request = crate::queue::EnqueueRequest {
@@ -95,5 +149,5 @@ pub async fn fire(
     if let Err(error) = app.queue.push(after_commit).await {
         tracing::warn!(%error, "could not push a sweep job; the reconciler will");
     }
-    Ok(Some(enqueued.id))
+    Ok(Firing::Enqueued(enqueued.id))
 }

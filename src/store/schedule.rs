@@ -42,6 +42,37 @@ pub async fn claim_tick(
     Ok(inserted == 1)
 }
 
+/// Whether `schedule` has any firing recorded (fired, or a tick skipped): a schedule with
+/// none has never run on this database.
+pub async fn has_fired(tx: &mut Tx, schedule: &str) -> Result<bool, StoreError> {
+    let fired: i64 = fetch_scalar!(
+        tx,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM schedule_firings WHERE schedule = $1 LIMIT 1) f",
+        schedule
+    )?;
+    Ok(fired > 0)
+}
+
+/// Records a claimed tick as skipped, with why, enqueuing nothing: it changed no rows.
+pub async fn set_skipped(
+    tx: &mut Tx,
+    schedule: &str,
+    tick_at_ms: i64,
+    outcome: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute!(
+        tx,
+        "UPDATE schedule_firings SET outcome = $3, rows_changed = 0, finished_at = $4
+          WHERE schedule = $1 AND tick_at_ms = $2",
+        schedule,
+        tick_at_ms,
+        outcome,
+        at
+    )?;
+    Ok(())
+}
+
 /// Names the job a claimed tick enqueued.
 pub async fn set_job(
     tx: &mut Tx,

@@ -107,11 +107,12 @@ pub async fn active_users_after(
     }
 }
 
-/// The account's active users who may manage users (few: the administrators), at most
-/// `limit`, for the last-manager exemption.
+/// A page of the account's active users who may manage users, in id order after
+/// `after_id`, at most `limit`, for the last-manager exemption.
 pub async fn active_user_managers(
     tx: &mut Tx,
     account_id: i64,
+    after_id: i64,
     limit: i64,
 ) -> Result<Vec<SweepUser>, StoreError> {
     fetch_all!(
@@ -122,7 +123,7 @@ pub async fn active_user_managers(
             ""
         ),
         account_id,
-        0_i64,
+        after_id,
         limit
     )
 }

@@ -121,20 +121,58 @@ pub struct Manager {
 /// locked at `at`, the one seen most recently (the latest deadline; the lowest id on a tie)
 /// stays; when one of them stays anyway, nobody needs this exemption.
 pub fn last_manager_standing(managers: &[Manager], at: DateTime<Utc>) -> Option<i64> {
-    if managers
-        .iter()
-        .any(|m| m.otherwise_exempt || !is_due(m.idle_deadline, at))
-    {
-        return None;
+    let mut search = LastManagerSearch::new(at);
+    for manager in managers {
+        if !search.see(manager) {
+            break;
+        }
     }
-    managers
-        .iter()
-        .max_by(|a, b| {
-            a.idle_deadline
-                .cmp(&b.idle_deadline)
-                .then(b.user_id.cmp(&a.user_id))
-        })
-        .map(|m| m.user_id)
+    search.kept()
+}
+
+/// [`last_manager_standing`] over managers read a page at a time, in any order: exact for
+/// any number of them, holding one.
+#[derive(Clone, Copy, Debug)]
+pub struct LastManagerSearch {
+    at: DateTime<Utc>,
+    one_stays: bool,
+    best: Option<Manager>,
+}
+
+impl LastManagerSearch {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self {
+            at,
+            one_stays: false,
+            best: None,
+        }
+    }
+
+    /// Takes one manager into account. Returns whether more are worth reading: once one
+    /// stays anyway, nobody is kept, whoever comes next.
+    pub fn see(&mut self, manager: &Manager) -> bool {
+        if manager.otherwise_exempt || !is_due(manager.idle_deadline, self.at) {
+            self.one_stays = true;
+            self.best = None;
+            return false;
+        }
+        let better = self.best.is_none_or(|best| {
+            (manager.idle_deadline, std::cmp::Reverse(manager.user_id))
+                > (best.idle_deadline, std::cmp::Reverse(best.user_id))
+        });
+        if better {
+            self.best = Some(*manager);
+        }
+        true
+    }
+
+    /// The manager to keep, once every manager was seen (or one that stays was).
+    pub fn kept(&self) -> Option<i64> {
+        if self.one_stays {
+            return None;
+        }
+        self.best.map(|manager| manager.user_id)
+    }
 }
 
 /// The idle sweep's verdict on one active user at `at`.

@@ -148,6 +148,35 @@ fn the_last_manager_is_kept_only_when_all_would_go() {
     assert_eq!(last_manager_standing(&[], at), None);
 }
 
+/// Read in any order, a page at a time, the search keeps the one the whole list would.
+#[test]
+fn the_search_over_pages_in_any_order_keeps_the_same_manager() {
+    let at = t("2026-06-01T00:00:00Z");
+    let managers: Vec<Manager> = (1..=50)
+        .map(|n| Manager {
+            user_id: (n * 37) % 101,
+            idle_deadline: t("2026-01-01T00:00:00Z") + Duration::days(n % 7),
+            otherwise_exempt: false,
+        })
+        .collect();
+    let whole = last_manager_standing(&managers, at);
+    assert!(whole.is_some());
+    for order in [managers.clone(), managers.iter().rev().copied().collect()] {
+        let mut search = LastManagerSearch::new(at);
+        for page in order.chunks(7) {
+            for manager in page {
+                search.see(manager);
+            }
+        }
+        assert_eq!(search.kept(), whole);
+    }
+    let mut one_stays = managers.clone();
+    one_stays[49].idle_deadline = t("2026-07-01T00:00:00Z");
+    let mut search = LastManagerSearch::new(at);
+    let read = one_stays.iter().take_while(|m| search.see(m)).count();
+    assert_eq!((search.kept(), read), (None, 49));
+}
+
 #[test]
 fn the_breaker_trips_above_its_share_only() {
     assert!(breaker_trips(21, 100, 0.2));

@@ -10,7 +10,8 @@ use chrono_tz::Tz;
 
 use crate::config::SweepSettings;
 use crate::domain::sweeps::{
-    self, ExemptionFacts, IdlePolicy, IdleSignals, IdleVerdict, Manager, WarningKind,
+    self, ExemptionFacts, IdlePolicy, IdleSignals, IdleVerdict, LastManagerSearch, Manager,
+    WarningKind,
 };
 use crate::store::sweeps::{SweepAccount, SweepUser};
 use crate::store::{StoreError, Tx, sweeps as store};
@@ -72,8 +73,9 @@ pub struct AccountRules {
     pub last_manager: Option<i64>,
 }
 
-/// Managers read for the last-manager rule; an account has a handful.
-const MAX_MANAGERS: i64 = 10_000;
+/// Managers read per page for the last-manager rule (an account usually has a handful;
+/// every one is read, a page at a time, until one is seen to stay).
+const MANAGERS_PAGE: i64 = 1_000;
 
 impl AccountRules {
     pub async fn load(
@@ -98,19 +100,38 @@ impl AccountRules {
             last_manager: None,
         };
         if kind == SweepKind::LockIdle {
-            let managers: Vec<Manager> =
-                store::active_user_managers(tx, account.account.id, MAX_MANAGERS)
-                    .await?
-                    .iter()
-                    .map(|user| Manager {
-                        user_id: user.user.id,
-                        idle_deadline: rules.idle_deadline(user),
-                        otherwise_exempt: user.is_service_account || user.on_exempt_list,
-                    })
-                    .collect();
-            rules.last_manager = sweeps::last_manager_standing(&managers, at);
+            rules.last_manager = rules.last_manager(tx, account.account.id, at).await?;
         }
         Ok(rules)
+    }
+
+    /// The manager the last-manager exemption keeps: every active manager of the account
+    /// read, a page at a time, until one is seen to stay anyway.
+    async fn last_manager(
+        &self,
+        tx: &mut Tx,
+        account_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut search = LastManagerSearch::new(at);
+        let mut after_id = 0;
+        loop {
+            let page = store::active_user_managers(tx, account_id, after_id, MANAGERS_PAGE).await?;
+            for user in &page {
+                let manager = Manager {
+                    user_id: user.user.id,
+                    idle_deadline: self.idle_deadline(user),
+                    otherwise_exempt: user.is_service_account || user.on_exempt_list,
+                };
+                if !search.see(&manager) {
+                    return Ok(search.kept());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == MANAGERS_PAGE => after_id = last.user.id,
+                _ => return Ok(search.kept()),
+            }
+        }
     }
 
     pub fn idle_deadline(&self, user: &SweepUser) -> DateTime<Utc> {

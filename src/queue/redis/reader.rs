@@ -48,6 +48,23 @@ impl RedisTransport {
             promote: Script::new(PROMOTE),
         })
     }
+
+    /// Resets the idle time of an entry `consumer` holds pending (`XCLAIM` to the same
+    /// consumer, `JUSTID`: no delivery counted), so `XAUTOCLAIM` does not take a job that is
+    /// still running for abandoned. An entry already acknowledged is left alone.
+    pub async fn renew_pending(&self, consumer: &str, entry_id: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: Vec<String> = redis::cmd("XCLAIM")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(0)
+            .arg(entry_id)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
 }
 
 pub struct RedisReader {

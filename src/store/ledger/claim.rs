@@ -141,3 +141,36 @@ pub async fn unclaim(
     tx.commit().await?;
     Ok(unclaimed)
 }
+
+/// Renews a claim a worker still holds on a job it is running (its handler outlived a
+/// third of the visibility timeout), so the stale requeue, which reads `locked_at_ms`, does
+/// not take it for abandoned. Returns the holder's consumer name, or `None` when the row is
+/// no longer this claim's to renew (settled, or put back after all).
+pub async fn renew_claim(
+    store: &Store,
+    id: Uuid,
+    attempt: i32,
+    now_ms: i64,
+) -> Result<Option<String>, StoreError> {
+    let sql = "UPDATE jobs SET locked_at_ms = $3
+                WHERE id = $1 AND state = 'running' AND attempts = $2 AND locked_by IS NOT NULL
+                RETURNING locked_by";
+    Ok(match store {
+        Store::Postgres(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(id)
+                .bind(attempt)
+                .bind(now_ms)
+                .fetch_optional(pool)
+                .await?
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(id)
+                .bind(attempt)
+                .bind(now_ms)
+                .fetch_optional(pool)
+                .await?
+        }
+    })
+}

@@ -19,7 +19,7 @@ mod settle;
 use uuid::Uuid;
 
 pub use applied::{already_applied, mark_applied};
-pub use claim::{claim_delivered, claim_due, unclaim};
+pub use claim::{claim_delivered, claim_due, renew_claim, unclaim};
 pub use history::{
     PruneCutoffs, count_all, count_in_state, count_prunable, get, prune, prune_finished,
 };
