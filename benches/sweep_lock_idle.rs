@@ -1,0 +1,354 @@
+//! S1, the idle-lock sweep: LockIdleUsers over `S1_USERS` (1,000,000) users across
+//! `S1_ACCOUNTS` (1,000) accounts, `S1_IDLE` (100,000) of them idle past the 90 days, run by
+//! the real service (`lifecycle run` on the production configuration: PostgreSQL and Redis)
+//! and enqueued as an operator does (`lifecycle sweep lock-idle`), against the set-based
+//! statements that make the same changes on an identical copy (the floor), in the same run.
+//! The mail kind is paused during the run (`lifecycle jobs pause mail::send`) so the
+//! follow-up emails do not compete with the sweep. The service's RSS is sampled every
+//! 100 ms; each size of `S1_SIZES` (default: a tenth of S1_USERS, then S1_USERS) is a run,
+//! so the peak is seen to stay flat. Then the same sweep on the embedded default (SQLite)
+//! at `S1_SQLITE_USERS` (S1_USERS).
+//!
+//! `cargo bench --bench sweep_lock_idle`. Prints a table and appends to
+//! `benches/results.jsonl`.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::idle_users::{self, Population};
+use support::{Service, Table};
+
+const TARGET_RATIO: f64 = 1.5;
+const TARGET_RSS_MIB: f64 = 64.0;
+const DATABASE: &str = "lifecycle_bench_s1";
+const BARE: &str = "lifecycle_bench_s1_bare";
+
+/// One sweep through the service: its wall time (enqueue to done, as the ledger stamped
+/// them, and as seen from here) and the RSS samples.
+struct SweepRun {
+    ledger_wall: Duration,
+    observed_wall: Duration,
+    peak_sampled_kib: u64,
+    peak_hwm_kib: u64,
+    rss_before_kib: u64,
+}
+
+/// Pauses the mail kind, enqueues LockIdleUsers through the CLI and waits for the job to
+/// be done, sampling the service's RSS every 100 ms.
+async fn sweep_through_service(
+    service: &Service,
+    vars: &[(&str, String)],
+    cwd: Option<&Path>,
+    config: &[&str],
+    job_state: impl AsyncFn(uuid::Uuid) -> (String, Option<i64>, Option<i64>),
+) -> SweepRun {
+    let cli = |args: &[&str]| {
+        let all: Vec<&str> = config.iter().chain(args).copied().collect();
+        support::cli::lifecycle(&all, vars, cwd, None)
+    };
+    cli(&["jobs", "pause", "mail::send"]);
+    let rss_before_kib = service.rss_kib();
+    let started = Instant::now();
+    let printed = cli(&["sweep", "lock-idle"]);
+    let job: uuid::Uuid = printed
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`sweep lock-idle` prints the job id: {printed:?}"));
+    let mut peak_sampled_kib = 0;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        peak_sampled_kib = peak_sampled_kib.max(service.rss_kib());
+        let (state, created_ms, finished_ms) = job_state(job).await;
+        match state.as_str() {
+            "done" => {
+                let ledger_ms = finished_ms.unwrap_or_default() - created_ms.unwrap_or_default();
+                return SweepRun {
+                    ledger_wall: Duration::from_millis(ledger_ms.max(0) as u64),
+                    observed_wall: started.elapsed(),
+                    peak_sampled_kib,
+                    peak_hwm_kib: service.peak_rss_kib(),
+                    rss_before_kib,
+                };
+            }
+            "dead" | "discarded" => panic!("the sweep job {job} ended {state}"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sweep did not finish in an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct PostgresRun {
+    population: Population,
+    fill: Duration,
+    sweep: SweepRun,
+    bare: Vec<(&'static str, Duration)>,
+}
+
+impl PostgresRun {
+    fn bare_total(&self) -> Duration {
+        self.bare.iter().map(|(_, took)| *took).sum()
+    }
+
+    fn ratio(&self) -> f64 {
+        self.sweep.ledger_wall.as_secs_f64() / self.bare_total().as_secs_f64()
+    }
+}
+
+async fn postgres_run(population: Population) -> PostgresRun {
+    let namespace = format!("bench-s1-{}", uuid::Uuid::new_v4().simple());
+    let url = support::fresh_database(DATABASE).await;
+    let app = support::app(support::production_settings(&url, &namespace)).await;
+    app.store.close().await;
+    drop(app);
+    eprintln!("S1 PostgreSQL: filling {population:?}");
+    let fill = idle_users::fill_postgres(&url, population).await;
+    support::drop_database(BARE).await;
+    support::admin_sql(format!("CREATE DATABASE {BARE} TEMPLATE {DATABASE}"))
+        .await
+        .expect("copy the filled database");
+
+    let vars = support::production_vars(&url, &namespace);
+    let config = ["--config", "config/production.toml"];
+    let mut service = Service::start(&config, &vars, None).await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    eprintln!("S1 PostgreSQL: the sweep through the service");
+    let sweep = sweep_through_service(&service, &vars, None, &config, async |job| {
+        sqlx::query_as("SELECT state, created_at_ms, finished_at_ms FROM jobs WHERE id = $1")
+            .bind(job)
+            .fetch_optional(&pool)
+            .await
+            .expect("ledger")
+            .unwrap_or(("absent".into(), None, None))
+    })
+    .await;
+    service.terminate();
+    pool.close().await;
+    idle_users::outcome_postgres(&url)
+        .await
+        .assert_locked_once(population, "the sweep");
+
+    eprintln!("S1 PostgreSQL: the bare statements on the copy");
+    let bare_url = support::database_url(BARE);
+    let bare = idle_users::bare_lock_idle_postgres(&bare_url).await;
+    idle_users::outcome_postgres(&bare_url)
+        .await
+        .assert_locked_once(population, "the bare statements");
+    support::drop_database(BARE).await;
+    support::drop_database(DATABASE).await;
+    support::forget_namespace(&namespace).await;
+    PostgresRun {
+        population,
+        fill,
+        sweep,
+        bare,
+    }
+}
+
+/// The same sweep on the embedded default (SQLite file, mail as files) in a fresh folder.
+async fn sqlite_run(population: Population) -> (Duration, SweepRun) {
+    let folder = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(folder.path().join("var")).expect("var folder");
+    support::cli::lifecycle(&["migrate"], &[], Some(folder.path()), None);
+    let file = folder.path().join("var/lifecycle.db");
+    eprintln!("S1 SQLite: filling {population:?}");
+    let fill = idle_users::fill_sqlite(&file, population).await;
+    let service = Service::start(&[], &[], Some(folder.path())).await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", file.display()))
+        .await
+        .expect("open");
+    eprintln!("S1 SQLite: the sweep through the service");
+    let sweep = sweep_through_service(&service, &[], Some(folder.path()), &[], async |job| {
+        sqlx::query_as("SELECT state, created_at_ms, finished_at_ms FROM jobs WHERE id = $1")
+            .bind(job)
+            .fetch_optional(&pool)
+            .await
+            .expect("ledger")
+            .unwrap_or(("absent".into(), None, None))
+    })
+    .await;
+    drop(service);
+    pool.close().await;
+    idle_users::outcome_sqlite(&file)
+        .await
+        .assert_locked_once(population, "the SQLite sweep");
+    (fill, sweep)
+}
+
+fn mib(kib: u64) -> f64 {
+    (kib as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+#[tokio::main]
+async fn main() {
+    let users: i64 = support::env_or("S1_USERS", 1_000_000);
+    let idle: i64 = support::env_or("S1_IDLE", users / 10);
+    let accounts: i64 = support::env_or("S1_ACCOUNTS", 1_000);
+    let sqlite_users: i64 = support::env_or("S1_SQLITE_USERS", users);
+    let sizes: Vec<i64> = std::env::var("S1_SIZES")
+        .unwrap_or_else(|_| format!("{},{users}", users / 10))
+        .split(',')
+        .map(|size| {
+            size.trim()
+                .parse()
+                .expect("S1_SIZES: user counts, comma-separated")
+        })
+        .collect();
+    // Each size keeps the share of idle users and the accounts.
+    let at_size = |size: i64| {
+        Population {
+            users: size,
+            idle: idle * size / users / accounts * accounts,
+            accounts,
+        }
+        .checked()
+    };
+    let load_before = support::cli::load_average();
+    let mut runs = Vec::new();
+    for size in &sizes {
+        runs.push(postgres_run(at_size(*size)).await);
+    }
+    let sqlite_population = at_size(sqlite_users);
+    let (sqlite_fill, sqlite) = sqlite_run(sqlite_population).await;
+    let load_after = support::cli::load_average();
+
+    let mut table = Table::new(
+        &format!(
+            "S1 LockIdleUsers, {accounts} accounts, idle users {:.0}% (mail paused); \
+             load average before {load_before}, after {load_after}",
+            100.0 * idle as f64 / users as f64
+        ),
+        &[
+            "backend",
+            "users",
+            "idle",
+            "fill s",
+            "sweep s (ledger)",
+            "sweep s (seen)",
+            "bare s",
+            "sweep / bare",
+            "RSS before MiB",
+            "peak sampled MiB",
+            "VmHWM MiB",
+        ],
+    );
+    for run in &runs {
+        table.row(vec![
+            "PostgreSQL + Redis".into(),
+            support::thousands(run.population.users as f64),
+            support::thousands(run.population.idle as f64),
+            format!("{:.1}", run.fill.as_secs_f64()),
+            format!("{:.2}", run.sweep.ledger_wall.as_secs_f64()),
+            format!("{:.2}", run.sweep.observed_wall.as_secs_f64()),
+            format!("{:.2}", run.bare_total().as_secs_f64()),
+            format!("{:.2}", run.ratio()),
+            format!("{:.1}", mib(run.sweep.rss_before_kib)),
+            format!("{:.1}", mib(run.sweep.peak_sampled_kib)),
+            format!("{:.1}", mib(run.sweep.peak_hwm_kib)),
+        ]);
+    }
+    table.row(vec![
+        "SQLite (embedded)".into(),
+        support::thousands(sqlite_population.users as f64),
+        support::thousands(sqlite_population.idle as f64),
+        format!("{:.1}", sqlite_fill.as_secs_f64()),
+        format!("{:.2}", sqlite.ledger_wall.as_secs_f64()),
+        format!("{:.2}", sqlite.observed_wall.as_secs_f64()),
+        "-".into(),
+        "-".into(),
+        format!("{:.1}", mib(sqlite.rss_before_kib)),
+        format!("{:.1}", mib(sqlite.peak_sampled_kib)),
+        format!("{:.1}", mib(sqlite.peak_hwm_kib)),
+    ]);
+    table.print();
+
+    let largest = runs.last().expect("at least one size");
+    let mut floor = Table::new(
+        &format!(
+            "S1 floor: the bare statements at {} users, one transaction",
+            support::thousands(largest.population.users as f64)
+        ),
+        &["statement", "ms"],
+    );
+    for (name, took) in &largest.bare {
+        floor.row(vec![
+            name.to_string(),
+            format!("{:.1}", took.as_secs_f64() * 1000.0),
+        ]);
+    }
+    floor.print();
+
+    let ratio = largest.ratio();
+    let peaks: Vec<f64> = runs
+        .iter()
+        .map(|run| mib(run.sweep.peak_sampled_kib))
+        .collect();
+    let highest = peaks.iter().copied().fold(0.0, f64::max);
+    let flat = peaks.iter().copied().fold(f64::MAX, f64::min) * 1.25 >= highest;
+    let mut verdict = Table::new(
+        "S1 against its targets",
+        &["figure", "measured", "target", "met"],
+    );
+    let yes = |met: bool| if met { "yes" } else { "NO" }.to_string();
+    verdict.row(vec![
+        "sweep / bare (largest size)".into(),
+        format!("{ratio:.2}"),
+        format!("<= {TARGET_RATIO}"),
+        yes(ratio <= TARGET_RATIO),
+    ]);
+    verdict.row(vec![
+        "peak RSS sampled, MiB".into(),
+        format!("{highest:.1}"),
+        format!("< {TARGET_RSS_MIB}"),
+        yes(highest < TARGET_RSS_MIB),
+    ]);
+    verdict.row(vec![
+        "peak RSS flat across sizes (largest within 1.25x of smallest)".into(),
+        format!("{peaks:?}"),
+        "flat".into(),
+        yes(flat),
+    ]);
+    verdict.print();
+
+    let run_json = |run: &PostgresRun| {
+        serde_json::json!({
+            "users": run.population.users,
+            "idle": run.population.idle,
+            "accounts": run.population.accounts,
+            "fill_s": run.fill.as_secs_f64(),
+            "sweep_ledger_s": run.sweep.ledger_wall.as_secs_f64(),
+            "sweep_seen_s": run.sweep.observed_wall.as_secs_f64(),
+            "bare_s": run.bare_total().as_secs_f64(),
+            "bare_statements_ms": run.bare.iter().map(|(name, took)| serde_json::json!({
+                "statement": name, "ms": took.as_secs_f64() * 1000.0 })).collect::<Vec<_>>(),
+            "ratio": (run.ratio() * 100.0).round() / 100.0,
+            "rss_before_mib": mib(run.sweep.rss_before_kib),
+            "peak_sampled_mib": mib(run.sweep.peak_sampled_kib),
+            "vmhwm_mib": mib(run.sweep.peak_hwm_kib),
+        })
+    };
+    support::record(
+        "S1 sweep lock idle",
+        serde_json::json!({
+            "mail_paused": true,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "postgres": runs.iter().map(run_json).collect::<Vec<_>>(),
+            "sqlite": {
+                "users": sqlite_population.users,
+                "idle": sqlite_population.idle,
+                "fill_s": sqlite_fill.as_secs_f64(),
+                "sweep_ledger_s": sqlite.ledger_wall.as_secs_f64(),
+                "sweep_seen_s": sqlite.observed_wall.as_secs_f64(),
+                "peak_sampled_mib": mib(sqlite.peak_sampled_kib),
+                "vmhwm_mib": mib(sqlite.peak_hwm_kib),
+            },
+            "target_met": ratio <= TARGET_RATIO && highest < TARGET_RSS_MIB && flat,
+        }),
+    );
+}
