@@ -88,6 +88,8 @@ struct PostgresRun {
     fill: Duration,
     sweep: SweepRun,
     bare: Vec<(&'static str, Duration)>,
+    /// With the statement log on: the sweep's statements, costliest first.
+    statements: Vec<support::statement_log::Share>,
 }
 
 impl PostgresRun {
@@ -100,7 +102,7 @@ impl PostgresRun {
     }
 }
 
-async fn postgres_run(population: Population) -> PostgresRun {
+async fn postgres_run(population: Population, log_statements: bool) -> PostgresRun {
     let namespace = format!("bench-s1-{}", uuid::Uuid::new_v4().simple());
     let url = support::fresh_database(DATABASE).await;
     let app = support::app(support::production_settings(&url, &namespace)).await;
@@ -113,6 +115,11 @@ async fn postgres_run(population: Population) -> PostgresRun {
         .await
         .expect("copy the filled database");
 
+    let log_offset = if log_statements {
+        Some(support::statement_log::start(DATABASE).await)
+    } else {
+        None
+    };
     let vars = support::production_vars(&url, &namespace);
     let config = ["--config", "config/production.toml"];
     let mut service = Service::start(&config, &vars, None).await;
@@ -129,6 +136,9 @@ async fn postgres_run(population: Population) -> PostgresRun {
     .await;
     service.terminate();
     pool.close().await;
+    let statements = log_offset.map_or_else(Vec::new, |offset| {
+        support::statement_log::shares(DATABASE, offset)
+    });
     idle_users::outcome_postgres(&url)
         .await
         .assert_locked_once(population, "the sweep");
@@ -147,6 +157,7 @@ async fn postgres_run(population: Population) -> PostgresRun {
         fill,
         sweep,
         bare,
+        statements,
     }
 }
 
@@ -211,7 +222,37 @@ async fn main() {
     let load_before = support::cli::load_average();
     let mut runs = Vec::new();
     for size in &sizes {
-        runs.push(postgres_run(at_size(*size)).await);
+        runs.push(postgres_run(at_size(*size), false).await);
+    }
+    // Where the sweep's database time goes, on a run of its own (logging every statement
+    // slows it, so its times are not the figures).
+    let profile_users: i64 = support::env_or("S1_STATEMENT_LOG_USERS", 0);
+    if profile_users > 0 {
+        let profiled = postgres_run(at_size(profile_users), true).await;
+        let logged: f64 = profiled.statements.iter().map(|share| share.total_ms).sum();
+        let mut table = Table::new(
+            &format!(
+                "S1 the sweep's statements at {} users, by time in the server (log_min_duration_statement = 0; {:.1} s logged, sweep {:.1} s)",
+                support::thousands(profile_users as f64),
+                logged / 1000.0,
+                profiled.sweep.ledger_wall.as_secs_f64()
+            ),
+            &[
+                "statement (first 90 characters)",
+                "executions",
+                "ms (parse+bind+execute)",
+                "share",
+            ],
+        );
+        for share in profiled.statements.iter().take(12) {
+            table.row(vec![
+                share.statement.clone(),
+                support::thousands(share.count as f64),
+                format!("{:.0}", share.total_ms),
+                format!("{:.0}%", 100.0 * share.total_ms / logged),
+            ]);
+        }
+        table.print();
     }
     let sqlite_population = at_size(sqlite_users);
     let (sqlite_fill, sqlite) = sqlite_run(sqlite_population).await;

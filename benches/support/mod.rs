@@ -21,6 +21,7 @@ pub mod admin_http;
 pub mod cli;
 pub mod idle_users;
 pub mod job_ledger;
+pub mod statement_log;
 
 /// The PostgreSQL server the benchmarks use: `BENCH_DATABASE_URL`, else the tests' URL.
 pub fn postgres_url() -> String {
