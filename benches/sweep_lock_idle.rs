@@ -14,74 +14,16 @@
 
 mod support;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::idle_users::{self, Population};
+use support::idle_users::{self, Population, SweepRun, sweep_through_service};
+use support::idle_users_sqlite;
 use support::{Service, Table};
 
 const TARGET_RATIO: f64 = 1.5;
 const TARGET_RSS_MIB: f64 = 64.0;
 const DATABASE: &str = "lifecycle_bench_s1";
 const BARE: &str = "lifecycle_bench_s1_bare";
-
-/// One sweep through the service: its wall time (enqueue to done, as the ledger stamped
-/// them, and as seen from here) and the RSS samples.
-struct SweepRun {
-    ledger_wall: Duration,
-    observed_wall: Duration,
-    peak_sampled_kib: u64,
-    peak_hwm_kib: u64,
-    rss_before_kib: u64,
-}
-
-/// Pauses the mail kind, enqueues LockIdleUsers through the CLI and waits for the job to
-/// be done, sampling the service's RSS every 100 ms.
-async fn sweep_through_service(
-    service: &Service,
-    vars: &[(&str, String)],
-    cwd: Option<&Path>,
-    config: &[&str],
-    job_state: impl AsyncFn(uuid::Uuid) -> (String, Option<i64>, Option<i64>),
-) -> SweepRun {
-    let cli = |args: &[&str]| {
-        let all: Vec<&str> = config.iter().chain(args).copied().collect();
-        support::cli::lifecycle(&all, vars, cwd, None)
-    };
-    cli(&["jobs", "pause", "mail::send"]);
-    let rss_before_kib = service.rss_kib();
-    let started = Instant::now();
-    let printed = cli(&["sweep", "lock-idle"]);
-    let job: uuid::Uuid = printed
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("`sweep lock-idle` prints the job id: {printed:?}"));
-    let mut peak_sampled_kib = 0;
-    let deadline = Instant::now() + Duration::from_secs(3600);
-    loop {
-        peak_sampled_kib = peak_sampled_kib.max(service.rss_kib());
-        let (state, created_ms, finished_ms) = job_state(job).await;
-        match state.as_str() {
-            "done" => {
-                let ledger_ms = finished_ms.unwrap_or_default() - created_ms.unwrap_or_default();
-                return SweepRun {
-                    ledger_wall: Duration::from_millis(ledger_ms.max(0) as u64),
-                    observed_wall: started.elapsed(),
-                    peak_sampled_kib,
-                    peak_hwm_kib: service.peak_rss_kib(),
-                    rss_before_kib,
-                };
-            }
-            "dead" | "discarded" => panic!("the sweep job {job} ended {state}"),
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sweep did not finish in an hour"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 struct PostgresRun {
     population: Population,
@@ -161,14 +103,29 @@ async fn postgres_run(population: Population, log_statements: bool) -> PostgresR
     }
 }
 
-/// The same sweep on the embedded default (SQLite file, mail as files) in a fresh folder.
-async fn sqlite_run(population: Population) -> (Duration, SweepRun) {
+/// The same sweep on the embedded default (SQLite file, mail as files) in a fresh folder,
+/// and the bare statements on a copy of the filled file.
+struct SqliteRun {
+    fill: Duration,
+    sweep: SweepRun,
+    bare: Vec<(&'static str, Duration)>,
+}
+
+impl SqliteRun {
+    fn bare_total(&self) -> Duration {
+        self.bare.iter().map(|(_, took)| *took).sum()
+    }
+}
+
+async fn sqlite_run(population: Population) -> SqliteRun {
     let folder = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(folder.path().join("var")).expect("var folder");
     support::cli::lifecycle(&["migrate"], &[], Some(folder.path()), None);
     let file = folder.path().join("var/lifecycle.db");
     eprintln!("S1 SQLite: filling {population:?}");
-    let fill = idle_users::fill_sqlite(&file, population).await;
+    let fill = idle_users_sqlite::fill(&file, population).await;
+    let copy = folder.path().join("bare.db");
+    std::fs::copy(&file, &copy).expect("copy the filled file");
     let service = Service::start(&[], &[], Some(folder.path())).await;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", file.display()))
         .await
@@ -185,10 +142,15 @@ async fn sqlite_run(population: Population) -> (Duration, SweepRun) {
     .await;
     drop(service);
     pool.close().await;
-    idle_users::outcome_sqlite(&file)
+    idle_users_sqlite::outcome_of(&file)
         .await
         .assert_locked_once(population, "the SQLite sweep");
-    (fill, sweep)
+    eprintln!("S1 SQLite: the bare statements on the copy");
+    let bare = idle_users_sqlite::bare_lock_idle(&copy).await;
+    idle_users_sqlite::outcome_of(&copy)
+        .await
+        .assert_locked_once(population, "the bare SQLite statements");
+    SqliteRun { fill, sweep, bare }
 }
 
 fn mib(kib: u64) -> f64 {
@@ -229,33 +191,18 @@ async fn main() {
     let profile_users: i64 = support::env_or("S1_STATEMENT_LOG_USERS", 0);
     if profile_users > 0 {
         let profiled = postgres_run(at_size(profile_users), true).await;
-        let logged: f64 = profiled.statements.iter().map(|share| share.total_ms).sum();
-        let mut table = Table::new(
+        support::statement_log::print(
             &format!(
-                "S1 the sweep's statements at {} users, by time in the server (log_min_duration_statement = 0; {:.1} s logged, sweep {:.1} s)",
+                "S1 the sweep's statements at {} users (sweep {:.1} s)",
                 support::thousands(profile_users as f64),
-                logged / 1000.0,
                 profiled.sweep.ledger_wall.as_secs_f64()
             ),
-            &[
-                "statement (first 90 characters)",
-                "executions",
-                "ms (parse+bind+execute)",
-                "share",
-            ],
+            &profiled.statements,
         );
-        for share in profiled.statements.iter().take(12) {
-            table.row(vec![
-                share.statement.clone(),
-                support::thousands(share.count as f64),
-                format!("{:.0}", share.total_ms),
-                format!("{:.0}%", 100.0 * share.total_ms / logged),
-            ]);
-        }
-        table.print();
     }
     let sqlite_population = at_size(sqlite_users);
-    let (sqlite_fill, sqlite) = sqlite_run(sqlite_population).await;
+    let sqlite = sqlite_run(sqlite_population).await;
+    let sqlite_ratio = sqlite.sweep.ledger_wall.as_secs_f64() / sqlite.bare_total().as_secs_f64();
     let load_after = support::cli::load_average();
 
     let mut table = Table::new(
@@ -297,14 +244,14 @@ async fn main() {
         "SQLite (embedded)".into(),
         support::thousands(sqlite_population.users as f64),
         support::thousands(sqlite_population.idle as f64),
-        format!("{:.1}", sqlite_fill.as_secs_f64()),
-        format!("{:.2}", sqlite.ledger_wall.as_secs_f64()),
-        format!("{:.2}", sqlite.observed_wall.as_secs_f64()),
-        "-".into(),
-        "-".into(),
-        format!("{:.1}", mib(sqlite.rss_before_kib)),
-        format!("{:.1}", mib(sqlite.peak_sampled_kib)),
-        format!("{:.1}", mib(sqlite.peak_hwm_kib)),
+        format!("{:.1}", sqlite.fill.as_secs_f64()),
+        format!("{:.2}", sqlite.sweep.ledger_wall.as_secs_f64()),
+        format!("{:.2}", sqlite.sweep.observed_wall.as_secs_f64()),
+        format!("{:.2}", sqlite.bare_total().as_secs_f64()),
+        format!("{sqlite_ratio:.2}"),
+        format!("{:.1}", mib(sqlite.sweep.rss_before_kib)),
+        format!("{:.1}", mib(sqlite.sweep.peak_sampled_kib)),
+        format!("{:.1}", mib(sqlite.sweep.peak_hwm_kib)),
     ]);
     table.print();
 
@@ -383,11 +330,13 @@ async fn main() {
             "sqlite": {
                 "users": sqlite_population.users,
                 "idle": sqlite_population.idle,
-                "fill_s": sqlite_fill.as_secs_f64(),
-                "sweep_ledger_s": sqlite.ledger_wall.as_secs_f64(),
-                "sweep_seen_s": sqlite.observed_wall.as_secs_f64(),
-                "peak_sampled_mib": mib(sqlite.peak_sampled_kib),
-                "vmhwm_mib": mib(sqlite.peak_hwm_kib),
+                "fill_s": sqlite.fill.as_secs_f64(),
+                "sweep_ledger_s": sqlite.sweep.ledger_wall.as_secs_f64(),
+                "sweep_seen_s": sqlite.sweep.observed_wall.as_secs_f64(),
+                "bare_s": sqlite.bare_total().as_secs_f64(),
+                "ratio": (sqlite_ratio * 100.0).round() / 100.0,
+                "peak_sampled_mib": mib(sqlite.sweep.peak_sampled_kib),
+                "vmhwm_mib": mib(sqlite.sweep.peak_hwm_kib),
             },
             "target_met": ratio <= TARGET_RATIO && highest < TARGET_RSS_MIB && flat,
         }),

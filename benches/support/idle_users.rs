@@ -1,11 +1,14 @@
-//! S1's data and floor: accounts full of active users, a share of them idle past the 90
+//! S1's data, its run through the service, and its floor: accounts full of active users, a share of them idle past the 90
 //! days, written set-based (one statement per table) on PostgreSQL and on SQLite; the
 //! set-based statements that make the changes LockIdleUsers makes; and the counts that
 //! say those changes were made, once per idle user.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+
+use super::Service;
 
 /// The population: `users` spread round robin over `accounts`; the last `idle` of them (by
 /// number, so the same count in every account) last seen 100 to 141 days ago, the others
@@ -88,57 +91,6 @@ pub async fn fill_postgres(url: &str, population: Population) -> Duration {
             .await
             .unwrap_or_else(|error| panic!("S1 fill: {error}\n{sql}"));
     }
-    conn.close().await.ok();
-    started.elapsed()
-}
-
-/// Fills an empty, migrated SQLite file (through sqlx, recursive CTEs, one transaction).
-pub async fn fill_sqlite(path: &std::path::Path, population: Population) -> Duration {
-    let Population {
-        users,
-        idle,
-        accounts,
-    } = population;
-    let started = Instant::now();
-    let url = format!("sqlite:{}", path.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
-    // Instants as sqlx writes them (RFC 3339, UTC), `days` ago.
-    let ago = |days: &str| format!("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', {days})");
-    let script = format!(
-        "BEGIN;
-         WITH RECURSIVE a(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM a WHERE x < {accounts})
-         INSERT INTO accounts (id, name, time_zone, billing_anchor_day, contacts_policy, created_at)
-         SELECT x, 'Account ' || x, 'UTC', 1, 'unassign', {created} FROM a;
-         WITH RECURSIVE a(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM a WHERE x < {accounts})
-         INSERT INTO roles (id, account_id, name, rank, can_manage_users, is_admin)
-         SELECT x * 2 - 1, x, 'admin', 1, 1, 1 FROM a
-         UNION ALL SELECT x * 2, x, 'agent', 3, 0, 0 FROM a;
-         WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < {users} - 1)
-         INSERT INTO users (id, account_id, first_name, last_name, email, email_normalized,
-                            country, language, role_id, status, last_login_at,
-                            last_activity_at, confirmed_at, password_changed_at, created_at,
-                            updated_at)
-         SELECT n + 1, n % {accounts} + 1, 'First' || n, 'Last' || n,
-                'user' || n || '@example.com', 'user' || n || '@example.com', 'ES',
-                CASE n % 4 WHEN 0 THEN 'en' WHEN 1 THEN 'es' WHEN 2 THEN 'fr' ELSE 'pt' END,
-                (n % {accounts} + 1) * 2 - CASE WHEN n < {accounts} THEN 1 ELSE 0 END,
-                'active', seen, seen, {confirmed}, {changed}, {confirmed}, {now}
-           FROM (SELECT n, CASE WHEN n >= {users} - {idle}
-                      THEN strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-100 days',
-                                    '-' || (n % 1000) || ' hours')
-                      ELSE strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now',
-                                    '-' || (n % 720) || ' hours') END AS seen FROM g);
-         COMMIT;
-         ANALYZE;",
-        created = ago("'-500 days'"),
-        confirmed = ago("'-400 days'"),
-        changed = ago("'-30 days'"),
-        now = ago("'+0 days'"),
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|error| panic!("S1 SQLite fill: {error}"));
     conn.close().await.ok();
     started.elapsed()
 }
@@ -248,7 +200,7 @@ pub struct Outcome {
     pub active: i64,
 }
 
-const OUTCOME_SQL: [&str; 6] = [
+pub(super) const OUTCOME_SQL: [&str; 6] = [
     "SELECT COUNT(*) FROM users WHERE status = 'locked' AND lock_reason = 'idle'",
     "SELECT COUNT(*) FROM audit_log WHERE entity = 'user' AND action = 'locked'",
     "SELECT COUNT(DISTINCT entity_id) FROM audit_log WHERE entity = 'user' AND action = 'locked'",
@@ -257,7 +209,7 @@ const OUTCOME_SQL: [&str; 6] = [
     "SELECT COUNT(*) FROM users WHERE status = 'active'",
 ];
 
-fn outcome(counts: Vec<i64>) -> Outcome {
+pub(super) fn outcome(counts: Vec<i64>) -> Outcome {
     Outcome {
         locked: counts[0],
         audit_rows: counts[1],
@@ -270,22 +222,6 @@ fn outcome(counts: Vec<i64>) -> Outcome {
 
 pub async fn outcome_postgres(url: &str) -> Outcome {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let mut counts = Vec::new();
-    for sql in OUTCOME_SQL {
-        counts.push(
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&mut conn)
-                .await
-                .expect(sql),
-        );
-    }
-    conn.close().await.ok();
-    outcome(counts)
-}
-
-pub async fn outcome_sqlite(path: &std::path::Path) -> Outcome {
-    let url = format!("sqlite:{}", path.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
     let mut counts = Vec::new();
     for sql in OUTCOME_SQL {
         counts.push(
@@ -316,5 +252,63 @@ impl Outcome {
             },
             "{run}: every idle user locked once, audited once, emailed once"
         );
+    }
+}
+
+/// One sweep through the service: its wall time (enqueue to done, as the ledger stamped
+/// them, and as seen from here) and the RSS samples.
+pub struct SweepRun {
+    pub ledger_wall: Duration,
+    pub observed_wall: Duration,
+    pub peak_sampled_kib: u64,
+    pub peak_hwm_kib: u64,
+    pub rss_before_kib: u64,
+}
+
+/// Pauses the mail kind, enqueues LockIdleUsers through the CLI and waits for the job to
+/// be done, sampling the service's RSS every 100 ms.
+pub async fn sweep_through_service(
+    service: &Service,
+    vars: &[(&str, String)],
+    cwd: Option<&Path>,
+    config: &[&str],
+    job_state: impl AsyncFn(uuid::Uuid) -> (String, Option<i64>, Option<i64>),
+) -> SweepRun {
+    let cli = |args: &[&str]| {
+        let all: Vec<&str> = config.iter().chain(args).copied().collect();
+        super::cli::lifecycle(&all, vars, cwd, None)
+    };
+    cli(&["jobs", "pause", "mail::send"]);
+    let rss_before_kib = service.rss_kib();
+    let started = Instant::now();
+    let printed = cli(&["sweep", "lock-idle"]);
+    let job: uuid::Uuid = printed
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`sweep lock-idle` prints the job id: {printed:?}"));
+    let mut peak_sampled_kib = 0;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        peak_sampled_kib = peak_sampled_kib.max(service.rss_kib());
+        let (state, created_ms, finished_ms) = job_state(job).await;
+        match state.as_str() {
+            "done" => {
+                let ledger_ms = finished_ms.unwrap_or_default() - created_ms.unwrap_or_default();
+                return SweepRun {
+                    ledger_wall: Duration::from_millis(ledger_ms.max(0) as u64),
+                    observed_wall: started.elapsed(),
+                    peak_sampled_kib,
+                    peak_hwm_kib: service.peak_rss_kib(),
+                    rss_before_kib,
+                };
+            }
+            "dead" | "discarded" => panic!("the sweep job {job} ended {state}"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sweep did not finish in an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

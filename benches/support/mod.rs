@@ -20,6 +20,7 @@ use sqlx::Connection;
 pub mod admin_http;
 pub mod cli;
 pub mod idle_users;
+pub mod idle_users_sqlite;
 pub mod job_ledger;
 pub mod statement_log;
 

@@ -91,3 +91,30 @@ pub fn shares(database: &str, offset: u64) -> Vec<Share> {
     shares.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
     shares
 }
+
+/// Prints the costliest dozen of `shares` as a table titled `title`.
+pub fn print(title: &str, shares: &[Share]) {
+    let logged: f64 = shares.iter().map(|share| share.total_ms).sum();
+    let mut table = super::Table::new(
+        &format!(
+            "{title}: time in the server by statement (log_min_duration_statement = 0), \
+             {:.1} s logged",
+            logged / 1000.0
+        ),
+        &[
+            "statement (first 90 characters)",
+            "executions",
+            "ms (parse+bind+execute)",
+            "share",
+        ],
+    );
+    for share in shares.iter().take(12) {
+        table.row(vec![
+            share.statement.clone(),
+            super::thousands(share.count as f64),
+            format!("{:.0}", share.total_ms),
+            format!("{:.0}%", 100.0 * share.total_ms / logged),
+        ]);
+    }
+    table.print();
+}
