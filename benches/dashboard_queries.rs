@@ -7,7 +7,8 @@
 //! the service stopped, `lifecycle jobs retry --all --state dead --yes` against the bare
 //! UPDATE that re-queues the same jobs on an identical copy, in the same run.
 //!
-//! `cargo bench --bench dashboard_queries`. Prints a table and appends to
+//! `cargo bench --bench dashboard_queries` (`D1_KEEP=1` keeps the database `lifecycle_bench_d1`
+//! for EXPLAIN ANALYZE). Prints a table and appends to
 //! `benches/results.jsonl`.
 
 mod support;
@@ -202,8 +203,11 @@ async fn main() {
     );
     assert_eq!(job_ledger::states(&bare_url).await.0, 0, "none dead after");
     let retry_ratio = retry.as_secs_f64() / bare.as_secs_f64();
+    // D1_KEEP=1 keeps the ledger (its dead jobs re-queued) for EXPLAIN ANALYZE.
+    if support::env_or("D1_KEEP", 0) == 0 {
+        support::drop_database(DATABASE).await;
+    }
     support::drop_database(BARE).await;
-    support::drop_database(DATABASE).await;
     support::forget_namespace(&namespace).await;
     let load_after = support::cli::load_average();
 
