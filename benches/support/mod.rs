@@ -17,6 +17,13 @@ use lifecycle::clock::Clock;
 use lifecycle::config::{QueueBackend, Secret, Settings};
 use sqlx::Connection;
 
+pub mod admin_http;
+pub mod cli;
+pub mod idle_users;
+pub mod idle_users_sqlite;
+pub mod job_ledger;
+pub mod statement_log;
+
 /// The PostgreSQL server the benchmarks use: `BENCH_DATABASE_URL`, else the tests' URL.
 pub fn postgres_url() -> String {
     std::env::var("BENCH_DATABASE_URL")
