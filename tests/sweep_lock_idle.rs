@@ -334,6 +334,71 @@ async fn warning_stages_are_sent_once_each(backend: Backend) {
     assert_eq!(markers, 2);
 }
 
+/// One batch warning and locking many users at once (their markers, changes and emails
+/// each recorded together): every one due gets exactly one email of the right kind, in
+/// their language; one already warned for this stage gets none; the locked ones one notice.
+async fn a_batch_warns_and_locks_many_at_once(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 1).await;
+    let deadline = t0() + Duration::days(90);
+    let at = deadline - Duration::days(14);
+    last_active(&env, &[world.admin], at).await;
+    active_agents(&env, &world, "busy", 30, at).await;
+    let mut due = Vec::new();
+    for (n, language) in ["fr", "es", "pt", "en"].iter().enumerate() {
+        let user = seed_agent(&env, &world, &format!("Due{n}"), language).await;
+        last_active(&env, &[user], t0()).await;
+        due.push((user, *language));
+    }
+    let already = seed_agent(&env, &world, "Already", "en").await;
+    last_active(&env, &[already], t0()).await;
+    exec_at(
+        &env,
+        "INSERT INTO user_warning_markers (user_id, kind, deadline, stage_days, sent_at)
+         VALUES ($2, 'idle_lock', $1, 14, $1)",
+        Some(deadline),
+        already,
+    )
+    .await;
+    let mut idle = Vec::new();
+    for n in 0..3 {
+        let user = seed_agent(&env, &world, &format!("Gone{n}"), "en").await;
+        last_active(&env, &[user], t0() - Duration::days(20)).await;
+        idle.push(user);
+    }
+    lock_idle_at(&mut env, at).await;
+    for (user, language) in &due {
+        assert_eq!(
+            emails(&env, *user, "idle_lock_warning").await,
+            1,
+            "{language}"
+        );
+        let language_of_mail = text(
+            &env,
+            "SELECT language FROM email_messages WHERE user_id = $1",
+            *user,
+        )
+        .await;
+        assert_eq!(&language_of_mail, language);
+        assert_eq!(status(&env, *user).await, "active");
+    }
+    assert_eq!(emails(&env, already, "idle_lock_warning").await, 0);
+    for user in &idle {
+        assert_eq!(status(&env, *user).await, "locked");
+        assert_eq!(emails(&env, *user, "locked_idle").await, 1);
+        assert_eq!(emails(&env, *user, "idle_lock_warning").await, 0);
+    }
+    // Every email recorded has its SendEmail job, and only one each.
+    let jobs = env
+        .scalar_text_param(
+            "SELECT COUNT(*) FROM jobs WHERE kind = $2 AND account_id = $1",
+            world.account,
+            "mail::send",
+        )
+        .await;
+    assert_eq!(jobs, 7);
+}
+
 /// A run that dies halfway (a batch fails: here a trigger refuses one user's update) keeps
 /// the batches it committed; the rerun of the same job finishes the rest: every idle user
 /// locked once, one audit row and one email each; a third delivery does nothing.
@@ -511,6 +576,7 @@ async fn activity_racing_the_sweep_is_one_or_the_other(backend: Backend) {
 }
 
 on_both_backends!(
+    a_batch_warns_and_locks_many_at_once,
     activity_racing_the_sweep_is_one_or_the_other,
     two_runs_at_once_change_each_user_once,
     the_90_day_boundary_is_an_instant,

@@ -20,6 +20,67 @@ pub async fn record_email(
     template: Template,
     variables: serde_json::Value,
 ) -> Result<(), JobError> {
+    let email = EmailTo {
+        user,
+        template,
+        variables,
+    };
+    record_emails(ctx, tx, account, vec![email]).await
+}
+
+/// One email of [`record_emails`]: the template for the user, with its own variables.
+pub struct EmailTo<'a> {
+    pub user: &'a UserRow,
+    pub template: Template,
+    pub variables: serde_json::Value,
+}
+
+/// [`record_email`] for many users of one account at once: the messages in one statement
+/// and their SendEmail jobs with the transaction's other follow-ups (one more at commit).
+pub async fn record_emails(
+    ctx: &JobContext<'_>,
+    tx: &mut JobTx,
+    account: &AccountRow,
+    emails: Vec<EmailTo<'_>>,
+) -> Result<(), JobError> {
+    let variables: Vec<serde_json::Value> = emails
+        .iter()
+        .map(|email| every_email_has(account, email.user, email.variables.clone()))
+        .collect();
+    let names: Vec<String> = emails.iter().map(|email| email.user.full_name()).collect();
+    let now = ctx.clock.now();
+    let rows: Vec<NewEmail<'_>> = emails
+        .iter()
+        .zip(&variables)
+        .zip(&names)
+        .map(|((email, variables), name)| NewEmail {
+            account_id: account.id,
+            user_id: Some(email.user.id),
+            template: email.template.name(),
+            language: &email.user.language,
+            to_address: &email.user.email,
+            to_name: name,
+            variables,
+            created_by_job: ctx.job_id,
+            created_at: now,
+        })
+        .collect();
+    for email_id in emails::insert_many(tx, &rows).await? {
+        let send = SendEmail {
+            account_id: account.id,
+            email_id,
+        };
+        tx.enqueue(&send, format!("{}:{email_id}", SendEmail::NAME), None)?;
+    }
+    Ok(())
+}
+
+/// The variables every email has (names, account) plus the template's own.
+fn every_email_has(
+    account: &AccountRow,
+    user: &UserRow,
+    variables: serde_json::Value,
+) -> serde_json::Value {
     let mut all = serde_json::json!({
         "first_name": user.first_name,
         "last_name": user.last_name,
@@ -28,24 +89,5 @@ pub async fn record_email(
     if let (Some(all), serde_json::Value::Object(extra)) = (all.as_object_mut(), variables) {
         all.extend(extra);
     }
-    let email_id = emails::insert(
-        tx,
-        &NewEmail {
-            account_id: account.id,
-            user_id: Some(user.id),
-            template: template.name(),
-            language: &user.language,
-            to_address: &user.email,
-            to_name: &user.full_name(),
-            variables: &all,
-            created_by_job: ctx.job_id,
-            created_at: ctx.clock.now(),
-        },
-    )
-    .await?;
-    let send = SendEmail {
-        account_id: account.id,
-        email_id,
-    };
-    tx.enqueue(&send, format!("{}:{email_id}", SendEmail::NAME), None)
+    all
 }

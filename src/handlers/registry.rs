@@ -81,22 +81,21 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         follow_ups,
         batch_after_audit_id,
     } = tx.into_parts();
-    let mut pushes = Vec::with_capacity(follow_ups.len());
-    for follow_up in follow_ups {
-        let request = EnqueueRequest {
+    let requests = follow_ups
+        .into_iter()
+        .map(|follow_up| EnqueueRequest {
             kind: follow_up.kind,
             account_id: Some(follow_up.account_id),
             payload: follow_up.payload,
             idempotency_key: Some(IdempotencyKey::internal(follow_up.key)),
             run_at_ms: follow_up.run_at.map(|at| at.timestamp_millis()),
-        };
-        let (_, after_commit) = rt
-            .queue
-            .enqueue_in(&mut tx, request)
-            .await
-            .map_err(queue_error)?;
-        pushes.push(after_commit);
-    }
+        })
+        .collect();
+    let pushes = rt
+        .queue
+        .enqueue_all_in(&mut tx, requests)
+        .await
+        .map_err(queue_error)?;
     let now = rt.clock.now();
     let audited = match batch_after_audit_id {
         // A batch of a job that commits in many transactions: its own rows only.
@@ -135,9 +134,7 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         .await?;
     }
     tx.commit().await?;
-    for after_commit in pushes {
-        rt.queue.push(after_commit).await.map_err(queue_error)?;
-    }
+    rt.queue.push(pushes).await.map_err(queue_error)?;
     Ok(())
 }
 

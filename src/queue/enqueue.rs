@@ -293,6 +293,31 @@ impl Queue {
         Ok((enqueued, after_commit))
     }
 
+    /// Records `requests` in the caller's transaction, with one statement on PostgreSQL
+    /// (a handler's follow-up jobs: a sweep's batch records hundreds of emails at once).
+    /// Each is [`Queue::enqueue_in`]'s: a key already holding the same job is that job (a
+    /// rerun records nothing twice), a key holding another job is a conflict, refused.
+    /// Returns what to hand the transport once the transaction commits.
+    pub async fn enqueue_all_in(
+        &self,
+        tx: &mut Tx,
+        requests: Vec<EnqueueRequest>,
+    ) -> Result<AfterCommit, QueueError> {
+        let mut after_commit = AfterCommit::default();
+        if requests.is_empty() {
+            return Ok(after_commit);
+        }
+        let jobs = self.new_jobs(requests)?;
+        let recorded = ledger::insert_many(tx, &jobs).await?;
+        for (recorded, job) in recorded.into_iter().zip(jobs) {
+            if answer(recorded, job.idempotency_key.as_ref())?.created {
+                METRICS.enqueued(&job.kind);
+                after_commit.add(&self.transport, job);
+            }
+        }
+        Ok(after_commit)
+    }
+
     /// The ledger rows of `requests`, all or none: one refused refuses the batch.
     fn new_jobs(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<NewJob>, QueueError> {
         requests

@@ -38,6 +38,64 @@ pub async fn insert(tx: &mut Tx, email: &NewEmail<'_>) -> Result<i64, StoreError
     )
 }
 
+/// Records `emails` at once and returns their ids, in order: one statement on PostgreSQL
+/// (a sweep's batch records hundreds), one each on SQLite, where a statement is a call.
+pub async fn insert_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> Result<Vec<i64>, StoreError> {
+    let pg = match tx {
+        Tx::Postgres(pg) if emails.len() > 1 => pg,
+        _ => {
+            let mut ids = Vec::with_capacity(emails.len());
+            for email in emails {
+                ids.push(insert(tx, email).await?);
+            }
+            return Ok(ids);
+        }
+    };
+    let text = |f: fn(&NewEmail<'_>) -> String| emails.iter().map(f).collect::<Vec<String>>();
+    // The ids come from the sequence as the rows are produced, in `ord`'s order: sorted,
+    // they are the emails' in the order given, whatever order RETURNING lists them in.
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO email_messages (account_id, user_id, template, language, to_address,
+                                     to_name, variables, state, created_by_job, created_at)
+         SELECT account_id, user_id, template, language, to_address, to_name, variables,
+                'pending', created_by_job, created_at
+           FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::uuid[], $9::timestamptz[]) WITH ORDINALITY
+             AS new (account_id, user_id, template, language, to_address, to_name, variables,
+                     created_by_job, created_at, ord)
+          ORDER BY ord
+         RETURNING id",
+    )
+    .bind(
+        emails
+            .iter()
+            .map(|email| email.account_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(emails.iter().map(|email| email.user_id).collect::<Vec<_>>())
+    .bind(text(|email| email.template.to_string()))
+    .bind(text(|email| email.language.to_string()))
+    .bind(text(|email| email.to_address.to_string()))
+    .bind(text(|email| email.to_name.to_string()))
+    .bind(text(|email| email.variables.to_string()))
+    .bind(
+        emails
+            .iter()
+            .map(|email| email.created_by_job)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        emails
+            .iter()
+            .map(|email| email.created_at)
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut **pg)
+    .await?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EmailRow {
     pub id: i64,

@@ -261,6 +261,82 @@ pub async fn mark_warning(
     Ok(inserted.is_some())
 }
 
+/// A warning due to a user: stage `stage_days` before `deadline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WarningDue {
+    pub user_id: i64,
+    pub deadline: DateTime<Utc>,
+    pub stage_days: u32,
+}
+
+/// [`mark_warning`] for a batch's warnings of `kind` at once (one statement on
+/// PostgreSQL); returns those recorded now, which are the ones to send.
+pub async fn mark_warnings(
+    tx: &mut Tx,
+    kind: &str,
+    due: &[WarningDue],
+    at: DateTime<Utc>,
+) -> Result<Vec<WarningDue>, StoreError> {
+    let pg = match tx {
+        Tx::Postgres(pg) if due.len() > 1 => pg,
+        _ => {
+            let mut marked = Vec::with_capacity(due.len());
+            for warning in due {
+                if mark_warning(
+                    tx,
+                    warning.user_id,
+                    kind,
+                    warning.deadline,
+                    warning.stage_days,
+                    at,
+                )
+                .await?
+                {
+                    marked.push(*warning);
+                }
+            }
+            return Ok(marked);
+        }
+    };
+    let inserted: Vec<(i64, DateTime<Utc>, i64)> = sqlx::query_as(
+        "INSERT INTO user_warning_markers (user_id, kind, deadline, stage_days, sent_at)
+         SELECT user_id, $2, deadline, stage_days, $3
+           FROM UNNEST($1::int8[], $4::timestamptz[], $5::int8[])
+             AS due (user_id, deadline, stage_days)
+         ON CONFLICT DO NOTHING RETURNING user_id, deadline, stage_days::int8",
+    )
+    .bind(
+        due.iter()
+            .map(|warning| warning.user_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(kind)
+    .bind(at)
+    .bind(
+        due.iter()
+            .map(|warning| warning.deadline)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        due.iter()
+            .map(|warning| i64::from(warning.stage_days))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut **pg)
+    .await?;
+    Ok(due
+        .iter()
+        .filter(|warning| {
+            inserted.iter().any(|(user, deadline, stage)| {
+                *user == warning.user_id
+                    && *deadline == warning.deadline
+                    && *stage == i64::from(warning.stage_days)
+            })
+        })
+        .copied()
+        .collect())
+}
+
 /// An account held by the breaker, waiting for confirmation.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Hold {

@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::{AccountRules, Action, Breaker, Counts, Scope, SweepKind, signals};
 use crate::domain::sweeps;
-use crate::handlers::outbox::record_email;
+use crate::handlers::outbox::{EmailTo, record_emails};
 use crate::handlers::registry::{Runtime, commit};
 use crate::handlers::{JobError, JobTx, Outcome};
 use crate::mail::render::Template;
-use crate::store::sweeps::{self as store, Hold, SweepAccount, SweepUser};
+use crate::store::sweeps::{self as store, Hold, SweepAccount, SweepUser, WarningDue};
 use crate::store::{audit, ledger};
 
 /// What a run did, for its outcome and log line.
@@ -217,7 +217,7 @@ async fn apply_batch(
     let ctx = rt.context();
     let stamp = ctx.audit_stamp(account.account.id, "system");
     let mut due = Vec::new();
-    let mut warned = 0;
+    let mut warnings = Vec::new();
     for user in page {
         let (deadline, action) = rules.judge(user, at);
         match (action, deadline) {
@@ -229,25 +229,36 @@ async fn apply_batch(
                 });
                 due.push((user.user.id, detail.to_string()));
             }
-            (Action::Warn(stage), Some(deadline)) => {
-                let kind = rules.kind.warning();
-                if store::mark_warning(tx, user.user.id, kind.as_str(), deadline, stage, stamp.at)
-                    .await?
-                {
-                    let (template, vars) = warning_email(rules, user, deadline, at);
-                    record_email(&ctx, tx, &account.account, &user.user, template, vars).await?;
-                    warned += 1;
-                }
-            }
+            (Action::Warn(stage_days), Some(deadline)) => warnings.push(WarningDue {
+                user_id: user.user.id,
+                deadline,
+                stage_days,
+            }),
             _ => {}
         }
     }
+    // Set-based, as the bare statements would be: the batch's markers, changes and emails
+    // each in one statement (PostgreSQL), not one round trip per user.
+    let kind = rules.kind.warning();
+    let warned = store::mark_warnings(tx, kind.as_str(), &warnings, stamp.at).await?;
     let changed = match rules.kind {
         SweepKind::LockIdle => store::lock_idle(tx, &stamp, &due).await?,
         SweepKind::ExpirePasswords => store::require_password_change(tx, &stamp, &due).await?,
     };
+    let by_id = |id: i64| page.iter().find(|user| user.user.id == id);
+    let mut emails = Vec::with_capacity(warned.len() + changed.len());
+    for warning in &warned {
+        if let Some(user) = by_id(warning.user_id) {
+            let (template, variables) = warning_email(rules, user, warning.deadline, at);
+            emails.push(EmailTo {
+                user: &user.user,
+                template,
+                variables,
+            });
+        }
+    }
     for user in page.iter().filter(|user| changed.contains(&user.user.id)) {
-        let (template, vars) = match rules.kind {
+        let (template, variables) = match rules.kind {
             SweepKind::LockIdle => (
                 Template::LockedIdle,
                 serde_json::json!({
@@ -257,9 +268,14 @@ async fn apply_batch(
             ),
             SweepKind::ExpirePasswords => (Template::PasswordExpired, serde_json::json!({})),
         };
-        record_email(&ctx, tx, &account.account, &user.user, template, vars).await?;
+        emails.push(EmailTo {
+            user: &user.user,
+            template,
+            variables,
+        });
     }
-    Ok((changed.len() as u64, warned))
+    record_emails(&ctx, tx, &account.account, emails).await?;
+    Ok((changed.len() as u64, warned.len() as u64))
 }
 
 fn warning_email(
