@@ -9,6 +9,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::{AccountRules, Action, Breaker, Counts, Scope, SweepKind, signals};
+use crate::config::SweepSettings;
 use crate::domain::sweeps;
 use crate::handlers::outbox::{EmailTo, record_emails};
 use crate::handlers::registry::{Runtime, commit};
@@ -93,73 +94,16 @@ async fn sweep_account(
     } else {
         Counts::default()
     };
-    let mut tx = JobTx::begin_batch(rt.store, rt.job_id, (account_id, None)).await?;
-    let breaker = super::breaker(&mut tx, &rules, settings, account_id, scope, counts).await?;
-    let stamp = rt.context().audit_stamp(account_id, "system");
-    match breaker {
-        Breaker::Trips => {
-            let hold = Hold {
-                account_id,
-                sweep: kind.as_str().to_string(),
-                held_at: stamp.at,
-                share: sweeps::lock_share(counts.would_act, counts.active_users),
-                would_lock: counts.would_act as i64,
-                active_users: counts.active_users as i64,
-            };
-            // A run racing this one (a redelivery) may have held it first: one audit row.
-            if store::hold(&mut tx, &hold).await? {
-                let detail = serde_json::json!({
-                    "sweep": kind.as_str(), "would_lock": hold.would_lock,
-                    "active_users": hold.active_users, "share": hold.share,
-                    "breaker_share": settings.breaker_share,
-                });
-                audit::record(
-                    &mut tx,
-                    &stamp,
-                    "account",
-                    account_id,
-                    "sweep_held",
-                    &detail.to_string(),
-                )
-                .await?;
-            }
-            tracing::error!(
-                account_id,
-                would_lock = hold.would_lock,
-                active_users = hold.active_users,
-                share = hold.share,
-                "circuit breaker: the sweep would lock more than {} of the account's active \
-                 users; nobody locked, account held until confirmed \
-                 (lifecycle sweep lock-idle --account {account_id} --confirm)",
-                settings.breaker_share
-            );
-        }
-        Breaker::Held => tracing::warn!(account_id, "account held by the breaker: nobody locked"),
-        Breaker::Confirmed => {
-            if store::confirm_hold(
-                &mut tx,
-                account_id,
-                kind.as_str(),
-                stamp.at,
-                "administrator",
-            )
-            .await?
-            {
-                let detail = serde_json::json!({ "sweep": kind.as_str() });
-                audit::record(
-                    &mut tx,
-                    &stamp,
-                    "account",
-                    account_id,
-                    "sweep_hold_confirmed",
-                    &detail.to_string(),
-                )
-                .await?;
-            }
-        }
-        Breaker::Clear => {}
+    let mut read = rt.store.begin_read().await?;
+    let breaker = super::breaker(&mut read, &rules, settings, account_id, scope, counts).await?;
+    read.rollback().await?;
+    // Only a verdict that writes (a hold, a confirmation) takes a transaction of its own: an
+    // account left clear, the most, costs the sweep no commit.
+    if matches!(breaker, Breaker::Trips | Breaker::Confirmed) {
+        record_verdict(rt, name, kind, settings, account_id, counts, breaker).await?;
+    } else if breaker == Breaker::Held {
+        tracing::warn!(account_id, "account held by the breaker: nobody locked");
     }
-    commit(rt, tx, name).await?;
     if breaker.blocks() {
         totals.held.push(account_id);
     }
@@ -202,6 +146,85 @@ async fn sweep_account(
         }
     }
     Ok(())
+}
+
+/// Records the breaker's verdict on an account that writes: the hold of a run that trips
+/// (audited once, however many runs hold at once), or the confirmation of this run.
+async fn record_verdict(
+    rt: &Runtime<'_>,
+    name: &'static str,
+    kind: SweepKind,
+    settings: &SweepSettings,
+    account_id: i64,
+    counts: Counts,
+    breaker: Breaker,
+) -> Result<(), JobError> {
+    let mut tx = JobTx::begin_batch(rt.store, rt.job_id, (account_id, None)).await?;
+    let stamp = rt.context().audit_stamp(account_id, "system");
+    match breaker {
+        Breaker::Trips => {
+            let hold = Hold {
+                account_id,
+                sweep: kind.as_str().to_string(),
+                held_at: stamp.at,
+                share: sweeps::lock_share(counts.would_act, counts.active_users),
+                would_lock: counts.would_act as i64,
+                active_users: counts.active_users as i64,
+            };
+            // A run racing this one (a redelivery) may have held it first: one audit row.
+            if store::hold(&mut tx, &hold).await? {
+                let detail = serde_json::json!({
+                    "sweep": kind.as_str(), "would_lock": hold.would_lock,
+                    "active_users": hold.active_users, "share": hold.share,
+                    "breaker_share": settings.breaker_share,
+                });
+                audit::record(
+                    &mut tx,
+                    &stamp,
+                    "account",
+                    account_id,
+                    "sweep_held",
+                    &detail.to_string(),
+                )
+                .await?;
+            }
+            tracing::error!(
+                account_id,
+                would_lock = hold.would_lock,
+                active_users = hold.active_users,
+                share = hold.share,
+                "circuit breaker: the sweep would lock more than {} of the account's active \
+                 users; nobody locked, account held until confirmed \
+                 (lifecycle sweep lock-idle --account {account_id} --confirm)",
+                settings.breaker_share
+            );
+        }
+        Breaker::Confirmed => {
+            if store::confirm_hold(
+                &mut tx,
+                account_id,
+                kind.as_str(),
+                stamp.at,
+                "administrator",
+            )
+            .await?
+            {
+                let detail = serde_json::json!({ "sweep": kind.as_str() });
+                audit::record(
+                    &mut tx,
+                    &stamp,
+                    "account",
+                    account_id,
+                    "sweep_hold_confirmed",
+                    &detail.to_string(),
+                )
+                .await?;
+            }
+        }
+        // Neither writes: the caller takes no transaction for them.
+        Breaker::Held | Breaker::Clear => {}
+    }
+    commit(rt, tx, name).await
 }
 
 /// Applies one page's judgments in the batch's transaction; returns (changed, warned).

@@ -14,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::session::Signed;
-use super::view::{acting, operator, time};
+use super::view::{acting, encode, operator, time};
 use super::{AdminError, render};
 use crate::App;
 use crate::handlers::sweep::SweepKind;
@@ -136,16 +136,4 @@ pub async fn without_trailing_slash(uri: Uri) -> Redirect {
         Some(query) => Redirect::permanent(&format!("{path}?{query}")),
         None => Redirect::permanent(path),
     }
-}
-
-/// A kind's name in a query string (`user::create` → `user%3A%3Acreate`).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }

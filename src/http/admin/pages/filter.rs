@@ -6,6 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::super::AdminError;
+use super::super::view::encode;
 use crate::store::admin::{JobCursor, JobFilter, JobState};
 
 /// Longest text searched for: a search is a LIKE over payloads and errors.
@@ -161,18 +162,6 @@ fn instant(field: &str, text: &str, end_of_day: bool) -> Result<i64, AdminError>
     Err(AdminError::InvalidFilter(format!(
         "{field} must be a date, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC), not {text:?}"
     )))
-}
-
-/// Percent-encodes all but the unreserved characters, for a query string.
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
