@@ -9,7 +9,8 @@
 //! no index serves (a user named in payloads, text in payloads and errors). The deep pages
 //! also in-process through `store::admin::list_jobs` with a `JobCursor`. Then,
 //! the service stopped, `lifecycle jobs retry --all --state dead --yes` against the bare
-//! UPDATE that re-queues the same jobs on an identical copy, in the same run.
+//! UPDATE that re-queues the same jobs on an identical copy, in the same run,
+//! `D1_RETRY_ROUNDS` (3) times (the jobs made dead again between rounds): the medians.
 //!
 //! `cargo bench --bench dashboard_queries` (`D1_KEEP=1` keeps the database `lifecycle_bench_d1`
 //! for EXPLAIN ANALYZE). Prints a table and appends to
@@ -72,6 +73,7 @@ async fn main() {
     let dead: i64 = support::env_or("D1_DEAD", 50_000);
     let requests: usize = support::env_or("D1_REQUESTS", 200);
     let slow_requests: usize = support::env_or("D1_SLOW_REQUESTS", 20);
+    let retry_rounds: usize = support::env_or("D1_RETRY_ROUNDS", 3).max(1);
     let load_before = support::cli::load_average();
 
     let namespace = format!("bench-d1-{}", uuid::Uuid::new_v4().simple());
@@ -270,39 +272,56 @@ async fn main() {
     service.terminate();
     app.store.close().await;
 
-    eprintln!("D1: retry-all through the CLI, the service stopped");
-    let started = Instant::now();
-    let printed = support::cli::lifecycle(
-        &[
-            "--config",
-            config,
-            "jobs",
-            "retry",
-            "--all",
-            "--state",
-            "dead",
-            "--yes",
-            "--operator",
-            "bench",
-        ],
-        &vars,
-        None,
-        None,
-    );
-    let retry = started.elapsed();
-    assert!(
-        printed.contains(&format!("retried {dead} job(s)")),
-        "the CLI retried every dead job: {printed}"
-    );
-    let (dead_after, queued_after, _) = job_ledger::states(&url).await;
-    assert_eq!((dead_after, queued_after), (0, dead), "the retry's counts");
+    // One run of each is at the mercy of a checkpoint or another process (ratios of 1.5 to
+    // 2.7 were seen on the same commit): `D1_RETRY_ROUNDS` rounds, each copy's jobs made dead
+    // again between them, and the medians compared.
     let bare_url = support::database_url(BARE);
-    let (bare_changed, bare) = job_ledger::bare_requeue_dead(&bare_url).await;
-    assert_eq!(
-        bare_changed as i64, dead,
-        "the bare UPDATE re-queued every dead job"
-    );
-    assert_eq!(job_ledger::states(&bare_url).await.0, 0, "none dead after");
+    let mut retries = Vec::new();
+    let mut bares = Vec::new();
+    for round in 0..retry_rounds {
+        if round > 0 {
+            job_ledger::requeued_dead_again(&url).await;
+            job_ledger::requeued_dead_again(&bare_url).await;
+        }
+        eprintln!(
+            "D1: retry-all through the CLI, the service stopped (round {})",
+            round + 1
+        );
+        let started = Instant::now();
+        let printed = support::cli::lifecycle(
+            &[
+                "--config",
+                config,
+                "jobs",
+                "retry",
+                "--all",
+                "--state",
+                "dead",
+                "--yes",
+                "--operator",
+                "bench",
+            ],
+            &vars,
+            None,
+            None,
+        );
+        retries.push(started.elapsed().as_secs_f64());
+        assert!(
+            printed.contains(&format!("retried {dead} job(s)")),
+            "the CLI retried every dead job: {printed}"
+        );
+        let (dead_after, queued_after, _) = job_ledger::states(&url).await;
+        assert_eq!((dead_after, queued_after), (0, dead), "the retry's counts");
+        let (bare_changed, bare) = job_ledger::bare_requeue_dead(&bare_url).await;
+        bares.push(bare.as_secs_f64());
+        assert_eq!(
+            bare_changed as i64, dead,
+            "the bare UPDATE re-queued every dead job"
+        );
+        assert_eq!(job_ledger::states(&bare_url).await.0, 0, "none dead after");
+    }
+    let retry = std::time::Duration::from_secs_f64(percentile(&mut retries.clone(), 0.5));
+    let bare = std::time::Duration::from_secs_f64(percentile(&mut bares.clone(), 0.5));
     let retry_ratio = retry.as_secs_f64() / bare.as_secs_f64();
     // D1_KEEP=1 keeps the ledger (its dead jobs re-queued) for EXPLAIN ANALYZE.
     if support::env_or("D1_KEEP", 0) == 0 {
@@ -345,14 +364,14 @@ async fn main() {
         &["run", "s", "ratio", "target", "met"],
     );
     retry_table.row(vec![
-        "bare UPDATE .. WHERE state = 'dead' (floor)".into(),
+        format!("bare UPDATE .. WHERE state = 'dead' (floor), median of {retry_rounds}"),
         format!("{:.3}", bare.as_secs_f64()),
         "1.00".into(),
         "".into(),
         "".into(),
     ]);
     retry_table.row(vec![
-        "lifecycle jobs retry --all --state dead --yes".into(),
+        format!("lifecycle jobs retry --all --state dead --yes, median of {retry_rounds}"),
         format!("{:.3}", retry.as_secs_f64()),
         format!("{retry_ratio:.2}"),
         format!("<= {TARGET_RETRY_RATIO}"),
@@ -384,6 +403,8 @@ async fn main() {
             })).collect::<Vec<_>>(),
             "retry_all_s": retry.as_secs_f64(),
             "bare_update_s": bare.as_secs_f64(),
+            "retry_all_rounds_s": retries,
+            "bare_update_rounds_s": bares,
             "retry_ratio": (retry_ratio * 100.0).round() / 100.0,
             "target_met": met,
         }),

@@ -146,3 +146,21 @@ pub async fn count(url: &str, where_clause: &str) -> i64 {
     conn.close().await.ok();
     count
 }
+
+/// Makes the jobs a retry (or the bare UPDATE) re-queued dead again, as the fill left them,
+/// and vacuums, for another round.
+pub async fn requeued_dead_again(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    for sql in [
+        "UPDATE jobs SET state = 'dead', run_at_ms = created_at_ms,
+                         finished_at_ms = created_at_ms + 40, pushed_at_ms = created_at_ms
+          WHERE state = 'queued' AND attempts > 0",
+        "VACUUM ANALYZE jobs",
+    ] {
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|error| panic!("D1 reset: {error}\n{sql}"));
+    }
+    conn.close().await.ok();
+}
