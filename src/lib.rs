@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod handlers;
 pub mod http;
+pub mod job_counts;
 pub mod mail;
 pub mod metrics;
 pub mod queue;
@@ -32,6 +33,8 @@ pub struct App {
     pub queue: Queue,
     pub mailer: Mailer,
     pub clock: Clock,
+    /// Jobs by kind and state as last counted, for the overview of a big ledger.
+    pub job_counts: job_counts::KeptCounts,
 }
 
 /// Why a process could not start. Each message is one line naming the dependency (its URL
@@ -124,6 +127,7 @@ impl App {
             queue,
             mailer,
             clock,
+            job_counts: job_counts::KeptCounts::default(),
         }))
     }
 }

@@ -32,6 +32,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::App;
+use crate::job_counts::JobCounts;
 use crate::schedule::SWEEPS;
 use crate::store::admin::{self, JobState};
 use crate::store::{Store, StoreError, schedule};
@@ -249,17 +250,14 @@ impl Metrics {
         }
     }
 
-    /// Reads the gauges kept in the database.
-    pub async fn read_ledger(&self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
-        let counts = admin::counts_by_state(store, now_ms).await?;
+    /// Reads the gauges kept in the database. Returns the jobs counted by kind and state, which
+    /// the overview shows as well.
+    pub async fn read_ledger(&self, store: &Store, now_ms: i64) -> Result<JobCounts, StoreError> {
+        let counts = JobCounts::read(store, now_ms).await?;
         for state in JobState::ALL {
-            let count = counts
-                .iter()
-                .find(|(name, _)| name == state.as_str())
-                .map_or(0, |(_, count)| *count);
             self.jobs
                 .get_or_create(&vec![("state", state.as_str().to_string())])
-                .set(count);
+                .set(counts.in_state(state.as_str()));
         }
         let oldest = admin::oldest_due_since_ms(store, now_ms).await?;
         let age_ms = oldest.map_or(0, |since| (now_ms - since).max(0));
@@ -272,17 +270,20 @@ impl Metrics {
         }
         self.held_accounts.set(sweeps.held_accounts);
         self.ledger_read.store(true, Ordering::Release);
-        Ok(())
+        Ok(counts)
     }
 
-    /// Keeps the database's gauges fresh while the returned task runs (the serving process
-    /// aborts it when it stops serving).
+    /// Keeps the database's gauges, and the overview's counts, fresh while the returned task
+    /// runs (the serving process aborts it when it stops serving).
     pub fn refresh_in_background(app: Arc<App>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEDGER_EVERY).await;
-                if let Err(error) = METRICS.read_ledger(&app.store, app.clock.now_ms()).await {
-                    tracing::warn!(%error, "could not read the metrics' gauges from the database");
+                match METRICS.read_ledger(&app.store, app.clock.now_ms()).await {
+                    Ok(counts) => app.job_counts.keep(counts).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not read the metrics' gauges from the database")
+                    }
                 }
             }
         })

@@ -2,7 +2,8 @@
 //! and last runs, the accounts held by the idle-lock breaker with their Confirm button
 //! (clicked in a real headless Chromium), each job kind's Pause/Resume button, the audit
 //! page of operators' actions, the trailing-slash redirects, and operators kept in the
-//! database (`lifecycle admin add-operator --store`, `remove-operator`).
+//! database (`lifecycle admin add-operator --store`, `remove-operator`), and the job
+//! counts of a big ledger taken in the background.
 
 mod common;
 
@@ -19,8 +20,11 @@ use common::sweeps::{active_agents, last_active, status};
 use common::{World, seed_world, start_time};
 use fantoccini::Locator;
 use lifecycle::config::SweepSchedule;
+use lifecycle::job_counts::{EXACT_COUNTS_UP_TO, JobCounts, KeptCounts};
+use lifecycle::metrics::METRICS;
 use lifecycle::schedule::firing::fire;
 use lifecycle::schedule::{Schedule, Schedules};
+use lifecycle::store::{Store, admin};
 use lifecycle_jobs::{ActivitySource, LockIdleUsers, RecordActivity};
 
 const OPEN_HOLDS: &str =
@@ -597,6 +601,99 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The overview counts a small ledger on every view (a job recorded a moment ago is in it).
+/// Past `EXACT_COUNTS_UP_TO` rows it shows the counts last taken, with their time: counting
+/// a million jobs reads them all, so the metrics' refresh counts them in the background and
+/// a view reads what it kept (or counts once, when nothing is kept yet).
+async fn a_big_ledgers_overview_shows_the_counts_last_taken(backend: Backend) {
+    let dash = dashboard(backend, |_| {}).await;
+    let (cookies, _) = dash.session(OPERATOR).await;
+    let store = dash.env.store();
+    let now_ms = dash.env.app.clock.now_ms();
+    let counts = |page: &str| section(page, "id=\"counts\"");
+
+    let page = dash.get("/admin", &cookies).await;
+    assert!(!counts(&page.body).contains("system::noop"), "none yet");
+    add_done_noops(&dash, 1).await;
+    let page = dash.get("/admin", &cookies).await;
+    assert!(
+        counts(&page.body).contains("system::noop"),
+        "a small ledger is counted on each view"
+    );
+    assert!(!page.body.contains("id=\"counted-at\""), "{}", page.body);
+
+    add_done_noops(&dash, EXACT_COUNTS_UP_TO).await;
+    let estimate = admin::ledger_rows_estimate(store).await.unwrap();
+    assert!(estimate > EXACT_COUNTS_UP_TO, "{estimate}");
+    let page = dash.get("/admin", &cookies).await;
+    assert!(
+        page.body.contains("id=\"counted-at\""),
+        "a big ledger's counts are shown with their time: {}",
+        counts(&page.body)
+    );
+
+    // The rule on counts no background refresh of the served app touches.
+    let noops_done = |counts: &JobCounts| {
+        counts
+            .rows
+            .iter()
+            .find(|row| row.kind == "system::noop" && row.state == "done")
+            .map_or(0, |row| row.jobs)
+    };
+    let kept = KeptCounts::default();
+    let (first, counted_now) = kept.for_overview(store, now_ms).await.unwrap();
+    assert!(counted_now, "nothing kept yet: counted once");
+    assert_eq!(noops_done(&first), EXACT_COUNTS_UP_TO + 1);
+    add_done_noops(&dash, 1).await;
+    let (again, counted_now) = kept.for_overview(store, now_ms).await.unwrap();
+    assert!(!counted_now, "the kept counts are shown");
+    assert_eq!(
+        noops_done(&again),
+        EXACT_COUNTS_UP_TO + 1,
+        "not counted again"
+    );
+    // What the metrics' refresh reads, it keeps for the overview.
+    kept.keep(METRICS.read_ledger(store, now_ms).await.unwrap())
+        .await;
+    let (refreshed, _) = kept.for_overview(store, now_ms).await.unwrap();
+    assert_eq!(noops_done(&refreshed), EXACT_COUNTS_UP_TO + 2);
+}
+
+/// Records `count` finished `system::noop` jobs set-based, then lets PostgreSQL estimate
+/// the ledger's size again (as autovacuum would).
+async fn add_done_noops(dash: &Dashboard, count: i64) {
+    let now_ms = dash.env.app.clock.now_ms();
+    match dash.env.store() {
+        Store::Postgres(pool) => {
+            sqlx::query(
+                "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at_ms,
+                                   created_at_ms, finished_at_ms)
+                 SELECT gen_random_uuid(), 'system::noop', '{}', 'done', 1, 1, $1, $1, $1
+                   FROM generate_series(1, $2)",
+            )
+            .bind(now_ms)
+            .bind(count)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("ANALYZE jobs").execute(pool).await.unwrap();
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2)
+                 INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at_ms,
+                                   created_at_ms, finished_at_ms)
+                 SELECT randomblob(16), 'system::noop', '{}', 'done', 1, 1, $1, $1, $1 FROM n",
+            )
+            .bind(now_ms)
+            .bind(count)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
 /// The table of the page that starts with `marker`, up to its end.
 fn section(page: &str, marker: &str) -> String {
     let start = page
@@ -640,4 +737,5 @@ on_both_backends!(
     an_operator_pauses_and_resumes_a_kind_in_the_browser,
     new_routes_refuse_the_unauthenticated_and_slashes_redirect,
     operators_in_the_database_sign_in_and_are_removed,
+    a_big_ledgers_overview_shows_the_counts_last_taken,
 );

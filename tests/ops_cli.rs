@@ -261,16 +261,20 @@ async fn lists_filter_and_page_without_gaps(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(queued, all.len() as i64 - 1);
-    // The overview's counts, and the wait of the job due longest (the first batch, 5 s ago).
-    let counts = admin::counts_by_kind_and_state(env.store()).await.unwrap();
-    let count_of = |kind: &str| {
+    // The overview's counts, in the operator's states (the job due later is `scheduled`),
+    // and the wait of the job due longest (the first batch, 5 s ago).
+    let counts = admin::counts_by_kind_and_state(env.store(), now_ms)
+        .await
+        .unwrap();
+    let count_of = |kind: &str, state: &str| {
         counts
             .iter()
-            .find(|count| count.kind == kind && count.state == "queued")
+            .find(|count| count.kind == kind && count.state == state)
             .map_or(0, |count| count.jobs)
     };
-    assert_eq!(count_of("system::noop"), 251);
-    assert_eq!(count_of("user::record_login"), 2);
+    assert_eq!(count_of("system::noop", "queued"), 250);
+    assert_eq!(count_of("system::noop", "scheduled"), 1);
+    assert_eq!(count_of("user::record_login", "queued"), 2);
     let oldest = admin::oldest_due_since_ms(env.store(), now_ms)
         .await
         .unwrap();

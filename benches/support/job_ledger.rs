@@ -22,15 +22,16 @@ const DONE_KINDS: [&str; 6] = [
     "license::release",
 ];
 
-/// Writes `jobs` rows, one every 10 ms of creation time ending now; every
-/// `jobs / dead`-th is dead (its kind from [`DEAD_KINDS`]), the others done. Returns the
-/// time taken.
+/// Writes `jobs` rows, one every 10 ms of creation time ending now; `dead` of them dead
+/// (their kind from [`DEAD_KINDS`]), spread evenly over the oldest 70%, the others done.
+/// Returns the time taken.
 pub async fn fill(url: &str, jobs: i64, dead: i64) -> Duration {
+    let failing = jobs * 7 / 10;
     assert!(
-        dead > 0 && dead <= jobs,
-        "D1_DEAD must be between 1 and D1_JOBS"
+        dead > 0 && dead <= failing,
+        "D1_DEAD must be between 1 and 70% of D1_JOBS"
     );
-    let every = jobs / dead;
+    let every = failing / dead;
     let dead_kinds = sql_array(&DEAD_KINDS);
     let done_kinds = sql_array(&DONE_KINDS);
     let dead_kind_count = DEAD_KINDS.len();
@@ -144,4 +145,22 @@ pub async fn count(url: &str, where_clause: &str) -> i64 {
     .expect("count");
     conn.close().await.ok();
     count
+}
+
+/// Makes the jobs a retry (or the bare UPDATE) re-queued dead again, as the fill left them,
+/// and vacuums, for another round.
+pub async fn requeued_dead_again(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    for sql in [
+        "UPDATE jobs SET state = 'dead', run_at_ms = created_at_ms,
+                         finished_at_ms = created_at_ms + 40, pushed_at_ms = created_at_ms
+          WHERE state = 'queued' AND attempts > 0",
+        "VACUUM ANALYZE jobs",
+    ] {
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|error| panic!("D1 reset: {error}\n{sql}"));
+    }
+    conn.close().await.ok();
 }

@@ -12,8 +12,11 @@ use crate::metrics::{METRICS, Outcome};
 use crate::store::admin::{self, JobFilter, NewOperatorAction};
 use crate::store::{StoreError, ledger};
 
-/// How many jobs a bulk retry queues per transaction.
-pub const RETRY_BATCH: i64 = 500;
+/// How many jobs a bulk retry queues per transaction. Each batch costs a few round trips
+/// (the ids, the UPDATE, the action row, the commit, the push, its mark) besides its rows:
+/// 50,000 dead jobs took 1.1 s in batches of 500, 0.77 s of 2,000, 0.68 s of 5,000 (the
+/// bare UPDATE: 0.34 s). A batch still holds its rows' locks only for tens of milliseconds.
+pub const RETRY_BATCH: i64 = 5000;
 
 /// Who acts: an operator's name as the audit trail shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! The overview (`/admin`): jobs by kind and state, live worker processes, the oldest job
-//! waiting, each job kind with its Pause/Resume button, the sweeps' schedules and last runs
+//! The overview (`/admin`): jobs by kind and state (on a big ledger as last counted in the
+//! background, with its time: see `crate::job_counts`), live worker processes, the oldest
+//! job waiting, each job kind with its Pause/Resume button, the sweeps' schedules and last runs
 //! (as `lifecycle schedule` shows them), and the accounts held by the idle-lock breaker.
 
 use std::sync::Arc;
@@ -33,14 +34,14 @@ pub async fn overview(
     Query(query): Query<OverviewQuery>,
 ) -> Result<impl IntoResponse, AdminError> {
     let now_ms = app.clock.now_ms();
-    let counts = dashboard::counts_by_kind_and_state(&app.store, now_ms).await?;
+    let (counts, counted_now) = app.job_counts.for_overview(&app.store, now_ms).await?;
     let oldest = dashboard::oldest_queued_at_ms(&app.store, now_ms).await?;
     // Liveness is about real time, as the heartbeats are (wall clock, not the job clock).
     let wall_ms = chrono::Utc::now().timestamp_millis();
     let timeout_ms = app.settings.queue.heartbeat_timeout_secs as i64 * 1000;
     let processes = workers::live(&app.store, wall_ms - timeout_ms).await?;
     let states = ["queued", "scheduled", "running", "retrying", "dead", "done"];
-    let mut kinds: Vec<String> = counts.iter().map(|row| row.kind.clone()).collect();
+    let mut kinds: Vec<String> = counts.rows.iter().map(|row| row.kind.clone()).collect();
     kinds.dedup();
     let table: Vec<_> = kinds
         .iter()
@@ -49,6 +50,7 @@ pub async fn overview(
                 .iter()
                 .map(|state| {
                     counts
+                        .rows
                         .iter()
                         .find(|row| &row.kind == kind && row.state == *state)
                         .map_or(0, |row| row.jobs)
@@ -84,6 +86,7 @@ pub async fn overview(
     Ok(render(
         "overview.html",
         context! { operator => operator(&signed), states => states, table => table,
+        counted_at => (!counted_now).then(|| super::view::time(counts.at_ms)),
         processes => processes, job_kinds => job_kinds, sweeps => sweeps, holds => holds,
         oldest_age => oldest.map(|at| duration(now_ms - at)),
         done => json!({ "paused": query.paused, "resumed": query.resumed,

@@ -7,6 +7,7 @@
 //! input is ever formatted into a statement.
 
 mod actions;
+mod counts;
 mod history;
 mod jobs;
 
@@ -14,14 +15,14 @@ pub use actions::{
     NewOperatorAction, OperatorAction, discard, is_paused, list_actions, pause_kind, paused_kinds,
     record_action, resume_kind,
 };
+pub use counts::{
+    KindStateCount, counts_by_kind_and_state, ledger_rows_estimate, oldest_due_since_ms,
+};
 pub use history::{
     AttemptRow, AuditEntry, EmailOfJob, EventOfJob, JobDetail, UserHistory, attempts, job_detail,
     user_history,
 };
-pub use jobs::{
-    JobCursor, JobFilter, JobPage, JobState, KindStateCount, count_matching,
-    counts_by_kind_and_state, counts_by_state, list_jobs, matching_ids, oldest_due_since_ms,
-};
+pub use jobs::{JobCursor, JobFilter, JobPage, JobState, count_matching, list_jobs, matching_ids};
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
