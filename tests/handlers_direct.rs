@@ -7,7 +7,7 @@ mod common;
 
 use common::{Backend, TestEnv, seed_agent, seed_world};
 use lifecycle::demo::crm_data;
-use lifecycle::handlers::{Handle, JobContext, JobTx, Outcome};
+use lifecycle::handlers::{Apply, JobContext, JobTx, Outcome};
 use lifecycle_jobs::{Actor, DeactivateSalesperson, Job, RecordLogin, ReleaseLicense, SendEmail};
 use uuid::Uuid;
 
@@ -20,8 +20,8 @@ fn context(env: &TestEnv) -> JobContext<'_> {
     }
 }
 
-async fn begin<J: Handle>(env: &TestEnv, ctx: &JobContext<'_>, job: &J) -> JobTx {
-    JobTx::begin(env.store(), ctx.job_id, job.subject())
+async fn begin<J: Apply>(env: &TestEnv, ctx: &JobContext<'_>, job: &J) -> JobTx {
+    JobTx::begin(env.store(), ctx.job_id, Apply::subject(job))
         .await
         .unwrap()
         .expect("a job never applied before gets its transaction")

@@ -12,7 +12,7 @@ use crate::store::audit::{self, AuditStamp};
 use crate::store::licenses::{self, LicenseRow};
 use crate::store::{Tx, users};
 
-impl super::Handle for ActivateSalesperson {
+impl super::Apply for ActivateSalesperson {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

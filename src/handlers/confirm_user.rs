@@ -8,7 +8,7 @@ use crate::domain::confirmation::{LinkRefusal, LinkState, check_link};
 use crate::domain::user::UserStatus;
 use crate::store::{confirmation_links, users};
 
-impl super::Handle for ConfirmUser {
+impl super::Apply for ConfirmUser {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

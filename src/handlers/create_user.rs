@@ -16,7 +16,7 @@ use crate::mail::render::Template;
 use crate::store::users::NewPendingUser;
 use crate::store::{accounts, teams, users};
 
-impl super::Handle for CreateUser {
+impl super::Apply for CreateUser {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, None)
     }

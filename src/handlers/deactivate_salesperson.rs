@@ -16,7 +16,7 @@ use crate::store::licenses::LicenseRow;
 use crate::store::records::{self, TRANSFER_REASON_DEACTIVATED};
 use crate::store::{Tx, accounts, audit, licenses, users};
 
-impl super::Handle for DeactivateSalesperson {
+impl super::Apply for DeactivateSalesperson {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

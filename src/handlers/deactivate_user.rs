@@ -19,7 +19,7 @@ use crate::domain::reassignment::{NoRecipient, opportunity_recipient};
 use crate::domain::user::UserStatus;
 use crate::store::{access, licenses, records, teams, users};
 
-impl super::Handle for DeactivateUser {
+impl super::Apply for DeactivateUser {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

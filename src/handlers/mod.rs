@@ -38,7 +38,7 @@ use crate::store::accounts::AccountRow;
 use crate::store::{StoreError, Tx, accounts, users};
 
 pub use job_tx::{JobContext, JobTx};
-pub use registry::{Handle, Runtime, run};
+pub use registry::{Apply, Handle, Runtime, run};
 
 /// Why a job failed. Bad input and refusals are permanent: retrying cannot help. The store
 /// and the queue failing is transient: the job runs again later.

@@ -2,19 +2,11 @@
 
 use lifecycle_jobs::Noop;
 
-use super::{JobContext, JobError, JobTx, Outcome, Runtime};
+use super::{JobError, Outcome, Runtime};
 
 impl super::Handle for Noop {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, None)
-    }
-
-    fn apply(
-        &self,
-        _tx: &mut JobTx,
-        _ctx: &JobContext<'_>,
-    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        std::future::ready(Ok(Outcome::NothingToDo("noop".into())))
     }
 
     /// No transaction: a job that changes nothing has nothing to mark, and the benchmarks

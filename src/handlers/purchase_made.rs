@@ -10,7 +10,7 @@ use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
 use crate::store::{audit, users};
 
-impl super::Handle for PurchaseMade {
+impl super::Apply for PurchaseMade {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, None)
     }

@@ -14,7 +14,7 @@ use crate::domain::user::UserStatus;
 use crate::mail::render::Template;
 use crate::store::{licenses, users};
 
-impl super::Handle for ReactivateUser {
+impl super::Apply for ReactivateUser {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

@@ -7,7 +7,7 @@ use super::{JobContext, JobError, JobTx, Outcome, Parties, load_assignee, load_p
 use crate::domain::guards;
 use crate::store::{records, users};
 
-impl super::Handle for ReassignRecords {
+impl super::Apply for ReassignRecords {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.from_user_id))
     }

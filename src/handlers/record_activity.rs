@@ -8,7 +8,7 @@ use super::{JobContext, JobError, JobTx, Outcome, load_user};
 use crate::domain::user::UserStatus;
 use crate::store::users;
 
-impl super::Handle for RecordActivity {
+impl super::Apply for RecordActivity {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

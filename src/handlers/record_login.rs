@@ -16,7 +16,7 @@ use crate::mail::format_instant;
 use crate::mail::render::Template;
 use crate::store::users;
 
-impl super::Handle for RecordLogin {
+impl super::Apply for RecordLogin {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }

@@ -40,32 +40,48 @@ impl<'a> Runtime<'a> {
     }
 }
 
-/// The worker's side of a job kind, implemented by its payload type in the kind's file.
+/// The worker's side of a job kind, implemented by its payload type in the kind's file:
+/// what the registry's [`run`] calls. Most kinds get it from [`Apply`]; a kind that must not
+/// run in one job transaction implements it itself: SendEmail talks SMTP between short
+/// transactions, Noop opens none (the benchmarks measure the queue with it), and the sweeps
+/// run in batches of their own.
 pub trait Handle: Job + Sync {
     /// The account the job belongs to and the user it is about, when the payload names one:
     /// the subject of the job's event and span.
     fn subject(&self) -> (i64, Option<i64>);
 
-    /// The job's effects, applied in its transaction: load, check the guards, write, and
-    /// record in `tx` the jobs that follow. An error rolls everything back.
+    /// Runs the job to its outcome.
+    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send;
+}
+
+/// A kind whose effects are applied in one job transaction: load, check the guards, write,
+/// and record in `tx` the jobs that follow; an error rolls everything back. Its [`Handle`]
+/// runs `apply` in a job transaction committed with the mark that it was applied (a
+/// redelivery then changes nothing).
+pub trait Apply: Job + Sync {
+    /// As [`Handle::subject`].
+    fn subject(&self) -> (i64, Option<i64>);
+
     fn apply(
         &self,
         tx: &mut JobTx,
         ctx: &JobContext<'_>,
     ) -> impl Future<Output = Result<Outcome, JobError>> + Send;
+}
 
-    /// Runs the job: by default [`Handle::apply`] in one job transaction, committed with the
-    /// mark that it was applied (a redelivery then changes nothing). A kind that must talk
-    /// to the outside world between transactions (SendEmail) runs its own way.
-    fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        async move {
-            let Some(mut tx) = JobTx::begin(rt.store, rt.job_id, self.subject()).await? else {
-                return Ok(Outcome::AlreadyApplied);
-            };
-            let outcome = self.apply(&mut tx, &rt.context()).await?;
-            commit(rt, tx, Self::NAME).await?;
-            Ok(outcome)
-        }
+impl<T: Apply> Handle for T {
+    fn subject(&self) -> (i64, Option<i64>) {
+        Apply::subject(self)
+    }
+
+    async fn run(&self, rt: &Runtime<'_>) -> Result<Outcome, JobError> {
+        let subject = Apply::subject(self);
+        let Some(mut tx) = JobTx::begin(rt.store, rt.job_id, subject).await? else {
+            return Ok(Outcome::AlreadyApplied);
+        };
+        let outcome = self.apply(&mut tx, &rt.context()).await?;
+        commit(rt, tx, Self::NAME).await?;
+        Ok(outcome)
     }
 }
 

@@ -7,7 +7,7 @@ use super::{JobContext, JobError, JobTx, Outcome};
 use crate::store::audit::AuditStamp;
 use crate::store::{StoreError, Tx, audit, licenses};
 
-impl super::Handle for ReleaseLicense {
+impl super::Apply for ReleaseLicense {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, None)
     }

@@ -30,7 +30,7 @@ use lifecycle_jobs::{SendEmail, sha256_hex};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{JobContext, JobError, JobTx, Outcome, Runtime, load_account, load_user};
+use super::{JobError, Outcome, Runtime, load_account, load_user};
 use crate::config::MailSettings;
 use crate::domain::confirmation;
 use crate::domain::credentials::{hash_password, new_secret, new_temporary_password};
@@ -53,18 +53,8 @@ impl super::Handle for SendEmail {
         (self.account_id, None)
     }
 
-    /// Never called: SendEmail runs its own three steps ([`super::Handle::run`]), because no
-    /// transaction may stay open while the SMTP server is talked to.
-    fn apply(
-        &self,
-        _tx: &mut JobTx,
-        _ctx: &JobContext<'_>,
-    ) -> impl Future<Output = Result<Outcome, JobError>> + Send {
-        std::future::ready(Err(JobError::Precondition(
-            "SendEmail delivers outside a job transaction".into(),
-        )))
-    }
-
+    /// Three steps of its own, not one job transaction: no transaction may stay open while
+    /// the SMTP server is talked to.
     fn run(&self, rt: &Runtime<'_>) -> impl Future<Output = Result<Outcome, JobError>> + Send {
         run(rt, self)
     }

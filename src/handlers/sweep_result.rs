@@ -36,33 +36,14 @@ pub async fn report(
     Ok(())
 }
 
-/// The refusal of [`super::Handle::apply`] for a sweep: a sweep runs in short transactions
-/// of its own, never in one job transaction.
-pub fn not_in_one_transaction(kind: &str) -> JobError {
-    JobError::Precondition(format!("{kind} runs in batches, outside a job transaction"))
-}
-
 /// `impl Handle` for a sweep kind: of its payload's account (0: every account), run by
-/// `$run(rt, job)` in batches of short transactions of its own ([`super::Handle::run`]),
-/// never in one job transaction.
+/// `$run(rt, job)` in batches of short transactions of its own, never in one job
+/// transaction.
 macro_rules! sweep_handler {
     ($kind:ty, $run:path) => {
         impl $crate::handlers::Handle for $kind {
             fn subject(&self) -> (i64, Option<i64>) {
                 (lifecycle_jobs::Job::account_id(self), None)
-            }
-
-            fn apply(
-                &self,
-                _tx: &mut $crate::handlers::JobTx,
-                _ctx: &$crate::handlers::JobContext<'_>,
-            ) -> impl Future<Output = Result<$crate::handlers::Outcome, $crate::handlers::JobError>>
-            + Send {
-                std::future::ready(Err(
-                    $crate::handlers::sweep_result::not_in_one_transaction(
-                        <$kind as lifecycle_jobs::Job>::NAME,
-                    ),
-                ))
             }
 
             fn run(

@@ -11,7 +11,7 @@ use crate::domain::{guards, lockout};
 use crate::mail::render::Template;
 use crate::store::users;
 
-impl super::Handle for UnlockUser {
+impl super::Apply for UnlockUser {
     fn subject(&self) -> (i64, Option<i64>) {
         (self.account_id, Some(self.user_id))
     }
