@@ -4,9 +4,12 @@
 //! lets exactly one of them through.
 //!
 //! A schedule that has never fired (no firing recorded) does not run, on its first start, a
-//! tick from before the process started (last night's idle lock on a fresh install would
-//! lock users who were never warned): that tick is recorded as skipped and the schedule
-//! fires from its next tick on. One that has fired before gets its one catch-up run.
+//! tick from more than [`FIRST_START_GRACE`] before the process started (last night's idle
+//! lock on a fresh install would lock users who were never warned): that tick is recorded
+//! as skipped and the schedule fires from its next tick on. One that has fired before gets
+//! its one catch-up run. The grace keeps processes that start together from skipping a
+//! tick that fell while they came up: one of them, started just after the tick, would
+//! otherwise record it skipped before the one started just before could fire it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +89,10 @@ pub enum Firing {
     AlreadyClaimed,
 }
 
+/// How long before a process's start a tick may be and still be fired at a schedule's first
+/// start: a tick this recent is the one due now, not a missed one.
+pub const FIRST_START_GRACE: chrono::Duration = chrono::Duration::minutes(1);
+
 /// The outcome recorded on a tick skipped at a schedule's first start.
 pub const SKIPPED_FIRST_START: &str = "skipped (first start)";
 
@@ -104,7 +111,8 @@ pub async fn fire(
 }
 
 /// [`fire`], except that when `started` is given and the schedule has never fired, a tick
-/// before `started` is claimed as skipped ([`SKIPPED_FIRST_START`]) and nothing enqueued.
+/// more than [`FIRST_START_GRACE`] before `started` is claimed as skipped
+/// ([`SKIPPED_FIRST_START`]) and nothing enqueued.
 pub async fn fire_tick(
     app: &App,
     schedule: &Schedule,
@@ -115,7 +123,9 @@ pub async fn fire_tick(
     let tick_ms = tick.timestamp_millis();
     let mut tx = app.store.begin().await?;
     let first_start = match started {
-        Some(started) if tick < started => !firings::has_fired(&mut tx, sweep.name).await?,
+        Some(started) if tick < started - FIRST_START_GRACE => {
+            !firings::has_fired(&mut tx, sweep.name).await?
+        }
         _ => false,
     };
     if !firings::claim_tick(&mut tx, sweep.name, tick_ms, app.clock.now()).await? {
