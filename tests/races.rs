@@ -14,7 +14,7 @@ use common::{Backend, TestEnv, World, request, seed_agent, seed_world};
 use lifecycle::demo::crm_data;
 use lifecycle::domain::guards::LAST_LICENSE_WITH_PHONES;
 use lifecycle::queue::EnqueueRequest;
-use lifecycle::store::ledger::JobRecord;
+use lifecycle::store::ledger::{self, JobRecord};
 use lifecycle::store::{licenses, users};
 use lifecycle_jobs::{
     ActivateSalesperson, Actor, DeactivateSalesperson, DeactivateUser, ReactivateUser,
@@ -413,7 +413,109 @@ async fn records_handed_to_a_user_being_deactivated_never_stay_with_them(backend
     }
 }
 
+/// Makes every finished job of the ledger dead, as if each had failed for good.
+async fn all_done_jobs_dead(env: &TestEnv) {
+    const SQL: &str = "UPDATE jobs SET state = 'dead' WHERE state = 'done'";
+    let mut tx = env.tx().await;
+    match &mut tx {
+        lifecycle::store::Tx::Postgres(tx) => {
+            sqlx::query(SQL).execute(&mut **tx).await.unwrap();
+        }
+        lifecycle::store::Tx::Sqlite(tx) => {
+            sqlx::query(SQL).execute(&mut **tx).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+/// An operator's retry pushes its jobs before it commits them queued: a delivery claimed
+/// in between waits for the commit and then runs the job (after a rollback it finds the
+/// job still dead and leaves it). A claim that skipped the row as dead would lose the job:
+/// queued, marked pushed, and never delivered again.
+async fn a_delivery_claimed_before_its_retry_commits_waits_for_it(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let enqueued = env
+        .app
+        .queue
+        .enqueue_batch(common::noop_requests(2))
+        .await
+        .unwrap();
+    for job in &enqueued {
+        env.wait_for(job.id).await;
+    }
+    env.stop_worker().await;
+    all_done_jobs_dead(&env).await;
+    let now_ms = env.clock.now_ms();
+    for (job, commit) in enqueued.iter().zip([true, false]) {
+        let mut retry = env.tx().await;
+        let requeued = ledger::requeue_failed(&mut retry, &[job.id], now_ms, Some(now_ms))
+            .await
+            .unwrap();
+        assert_eq!(requeued.len(), 1);
+        let store = env.store().clone();
+        let id = job.id;
+        let claim = tokio::spawn(async move {
+            ledger::claim_delivered(&store, "racing-worker", &[id], now_ms).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if commit {
+            retry.commit().await.unwrap();
+        } else {
+            retry.rollback().await.unwrap();
+        }
+        let claimed = claim.await.unwrap().unwrap();
+        let record = env.job(job.id).await;
+        if commit {
+            assert_eq!(claimed.len(), 1, "claimed once the retry committed");
+            assert_eq!(claimed[0].attempts, 2, "the retry is the second attempt");
+            assert_eq!(record.state, "running");
+        } else {
+            assert!(claimed.is_empty(), "a rolled-back retry runs nothing");
+            assert_eq!((record.state.as_str(), record.attempts), ("dead", 1));
+        }
+    }
+}
+
+/// Operators retrying dead jobs while workers read them, round after round: every retried
+/// job runs again, once.
+async fn retries_racing_the_workers_run_every_job_once(backend: Backend) {
+    let mut env = start(backend).await;
+    let operator = lifecycle::queue::admin::Operator::new("racer").unwrap();
+    let enqueued = env
+        .app
+        .queue
+        .enqueue_batch(common::noop_requests(10))
+        .await
+        .unwrap();
+    let ids: Vec<_> = enqueued.iter().map(|job| job.id).collect();
+    for id in &ids {
+        env.wait_for(*id).await;
+    }
+    for round in 1..=ROUNDS {
+        all_done_jobs_dead(&env).await;
+        // Half retried one by one, half in one call: several pushes racing the reads.
+        let (one_by_one, together) = ids.split_at(ids.len() / 2);
+        for id in one_by_one {
+            let retried = env.app.queue.retry_jobs(&operator, &[*id]).await.unwrap();
+            assert_eq!(retried.queued, [*id]);
+        }
+        let retried = env.app.queue.retry_jobs(&operator, together).await.unwrap();
+        assert_eq!(retried.queued.len(), together.len());
+        for id in &ids {
+            let record = env.wait_for(*id).await;
+            assert_eq!(record.state, "done", "round {round}: {record:?}");
+            assert_eq!(
+                record.attempts,
+                1 + round as i32,
+                "round {round}: one attempt per retry: {record:?}"
+            );
+        }
+    }
+}
+
 on_both_backends!(
+    a_delivery_claimed_before_its_retry_commits_waits_for_it,
+    retries_racing_the_workers_run_every_job_once,
     records_handed_to_a_user_being_deactivated_never_stay_with_them,
     racing_removals_of_the_last_two_licenses_with_phones_leave_one,
     an_activation_racing_a_deactivation_never_leaves_a_deactivated_salesperson,

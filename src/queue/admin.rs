@@ -144,8 +144,15 @@ impl Queue {
         Ok(total)
     }
 
-    /// Queues the retryable jobs of `ids` and records the action in one transaction, then
-    /// hands them to the transport. Returns the ids queued.
+    /// Queues the retryable jobs of `ids` and records the action in one transaction, and
+    /// hands them to the transport before it commits. Returns the ids queued.
+    ///
+    /// Pushed before the commit, a row is written once, already marked pushed: marked after
+    /// the push, as a new job is, each retried row was written twice, and a bulk retry took
+    /// twice the bare UPDATE. The order is safe because these rows exist: a delivery read
+    /// before the commit waits for it in the claim ([`ledger::claim_delivered`]), and after
+    /// a rollback (or a crash before the commit) finds the row still dead and is dropped. A
+    /// push that fails leaves the rows unmarked, for the reconciler.
     async fn requeue_recorded(
         &self,
         operator: &Operator,
@@ -155,42 +162,39 @@ impl Queue {
     ) -> Result<Vec<Uuid>, AdminError> {
         let now_ms = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        let jobs =
-            ledger::requeue_failed(&mut tx, ids, now_ms, self.transport.held_by_ledger(now_ms))
-                .await?;
+        let jobs = ledger::requeue_failed(&mut tx, ids, now_ms, Some(now_ms)).await?;
         let queued: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-        if !queued.is_empty() {
-            let target = match filter {
-                Some(filter) => filter.to_string(),
-                None => serde_json::to_string(&queued).map_err(QueueError::Encode)?,
-            };
-            admin::record_action(
-                &mut tx,
-                &NewOperatorAction {
-                    operator: operator.as_str(),
-                    action,
-                    target,
-                    job_count: queued.len() as i64,
-                    reason: None,
-                    at_ms: now_ms,
-                },
-            )
-            .await?;
+        if queued.is_empty() {
+            tx.rollback().await?;
+            return Ok(queued);
         }
-        tx.commit().await?;
-        if self.transport.pushes() && !jobs.is_empty() {
+        let target = match filter {
+            Some(filter) => filter.to_string(),
+            None => serde_json::to_string(&queued).map_err(QueueError::Encode)?,
+        };
+        admin::record_action(
+            &mut tx,
+            &NewOperatorAction {
+                operator: operator.as_str(),
+                action,
+                target,
+                job_count: queued.len() as i64,
+                reason: None,
+                at_ms: now_ms,
+            },
+        )
+        .await?;
+        if self.transport.pushes() {
             let messages: Vec<(Message, i64)> = jobs
                 .iter()
                 .map(|job| (Message::of(job, job.attempts), now_ms))
                 .collect();
-            // Committed is queued: a failed push is the reconciler's to repeat.
-            match self.transport.push(&messages, now_ms).await {
-                Ok(()) => self.mark_pushed(&queued, now_ms),
-                Err(error) => {
-                    tracing::warn!(%error, "could not push retried jobs; the reconciler will")
-                }
+            if let Err(error) = self.transport.push(&messages, now_ms).await {
+                tracing::warn!(%error, "could not push retried jobs; the reconciler will");
+                ledger::mark_pushed_in(&mut tx, &queued, None).await?;
             }
         }
+        tx.commit().await?;
         Ok(queued)
     }
 

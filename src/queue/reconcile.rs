@@ -63,7 +63,7 @@ impl Queue {
             let ids: Vec<Uuid> = jobs.iter().map(|unpushed| unpushed.job.id).collect();
             // Marked in the transaction that holds the rows (locked on PostgreSQL), so
             // another reconciler does not push them too.
-            ledger::mark_pushed_in(&mut tx, &ids, now_ms).await?;
+            ledger::mark_pushed_in(&mut tx, &ids, Some(now_ms)).await?;
             tx.commit().await?;
             pushed += jobs.len() as u64;
             tracing::warn!(

@@ -73,6 +73,13 @@ pub async fn claim_due(
 /// never runs twice at once. Rows this very claim took (same worker, same `now_ms`) are
 /// returned again: a retry after a commit whose answer was lost gets them back rather than
 /// dropping them.
+///
+/// An operator's retry pushes its jobs before it commits them queued (one write per row,
+/// see `Queue::requeue_recorded`), so a delivery can arrive while its row is still dead in
+/// this statement's snapshot. On PostgreSQL a dead or discarded row is therefore taken by
+/// the UPDATE too, left as it is: taking it waits for the retry's transaction, and the row
+/// is then judged as that transaction left it (queued: claimed; still dead after a
+/// rollback: dropped). Filtering on `state = 'queued'` alone would skip the row unseen.
 pub async fn claim_delivered(
     store: &Store,
     worker: &str,
@@ -82,27 +89,37 @@ pub async fn claim_delivered(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    const SET: &str = "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
-                         attempts = CASE WHEN state = 'running' AND locked_by = $1
-                                              AND locked_at_ms = $2
-                                         THEN attempts ELSE attempts + 1 END";
-    const CLAIMABLE: &str = "(state = 'queued'
-                 OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))
-          RETURNING id, kind, payload, attempts, max_attempts, created_at_ms";
+    const CLAIMABLE: &str =
+        "(state = 'queued' OR (state = 'running' AND locked_by = $1 AND locked_at_ms = $2))";
     match store {
         // One statement, committed on its own: no BEGIN and COMMIT round trips, and one
         // prepared statement whatever the batch size.
         Store::Postgres(pool) => Ok(sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(format!(
-            "{SET} WHERE id = ANY($3) AND {CLAIMABLE}"
+            "WITH taken AS (
+                 UPDATE jobs
+                    SET state = CASE WHEN {CLAIMABLE} THEN 'running' ELSE state END,
+                        locked_by = CASE WHEN {CLAIMABLE} THEN $1 ELSE locked_by END,
+                        locked_at_ms = CASE WHEN {CLAIMABLE} THEN $2 ELSE locked_at_ms END,
+                        attempts = CASE WHEN state = 'queued' THEN attempts + 1
+                                        ELSE attempts END
+                  WHERE id = ANY($3) AND ({CLAIMABLE} OR state IN ('dead', 'discarded'))
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms, state)
+             SELECT id, kind, payload, attempts, max_attempts, created_at_ms
+               FROM taken WHERE state = 'running'"
         )))
         .bind(worker)
         .bind(now_ms)
         .bind(ids)
         .fetch_all(pool)
         .await?),
+        // A writer waits for the retry's write lock, then reads what it committed.
         Store::Sqlite(pool) => {
             let sql = format!(
-                "{SET} WHERE id IN ({}) AND {CLAIMABLE}",
+                "UPDATE jobs SET state = 'running', locked_by = $1, locked_at_ms = $2,
+                                 attempts = CASE WHEN state = 'queued' THEN attempts + 1
+                                                 ELSE attempts END
+                  WHERE id IN ({}) AND {CLAIMABLE}
+              RETURNING id, kind, payload, attempts, max_attempts, created_at_ms",
                 placeholders(3, ids.len())
             );
             let mut query = sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(sql))

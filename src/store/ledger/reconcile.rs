@@ -20,12 +20,17 @@ pub async fn mark_pushed(store: &Store, ids: &[Uuid], now_ms: i64) -> Result<(),
         return Ok(());
     }
     let mut tx = store.begin().await?;
-    mark_pushed_in(&mut tx, ids, now_ms).await?;
+    mark_pushed_in(&mut tx, ids, Some(now_ms)).await?;
     tx.commit().await
 }
 
-/// [`mark_pushed`] inside the caller's transaction.
-pub async fn mark_pushed_in(tx: &mut Tx, ids: &[Uuid], now_ms: i64) -> Result<(), StoreError> {
+/// [`mark_pushed`] inside the caller's transaction; `None` forgets the mark (a push that
+/// failed), so the reconciler pushes them.
+pub async fn mark_pushed_in(
+    tx: &mut Tx,
+    ids: &[Uuid],
+    pushed_at_ms: Option<i64>,
+) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -35,14 +40,14 @@ pub async fn mark_pushed_in(tx: &mut Tx, ids: &[Uuid], now_ms: i64) -> Result<()
     );
     match tx {
         Tx::Postgres(tx) => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pushed_at_ms);
             for id in ids {
                 query = query.bind(*id);
             }
             query.execute(&mut **tx).await?;
         }
         Tx::Sqlite(tx) => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pushed_at_ms);
             for id in ids {
                 query = query.bind(*id);
             }
