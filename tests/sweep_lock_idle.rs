@@ -575,7 +575,95 @@ async fn activity_racing_the_sweep_is_one_or_the_other(backend: Backend) {
     );
 }
 
+/// Small accounts are read whole a page at a time and changed together, a batch spanning
+/// accounts; each account's rows stay its own: its audit rows, its emails (its name in
+/// them) and one event listing its users alone. An account with more users than the sweep
+/// holds (ten pages: here 40) is swept in passes of its own, its breaker counting all its
+/// users: 11 idle of 60 locks (18%), though 11 of its first 40 would trip it (27%).
+async fn accounts_share_batches_and_keep_their_own_rows(backend: Backend) {
+    let mut env = TestEnv::start_with(backend, |settings| settings.sweeps.batch_size = 4).await;
+    let at = t0() + Duration::days(95);
+    let mut accounts = Vec::new();
+    for n in 0..3 {
+        let world = seed_world(&env, 1).await;
+        exec(
+            &env,
+            &format!(
+                "UPDATE accounts SET name = 'Account {n}' WHERE id = {}",
+                world.account
+            ),
+        )
+        .await;
+        last_active(&env, &[world.admin], at).await;
+        let idle_count = if n == 1 { 11 } else { 1 };
+        let idle = active_agents(&env, &world, "idle", idle_count, t0()).await;
+        let busy_count = if n == 1 { 48 } else { 4 };
+        active_agents(&env, &world, "busy", busy_count, at).await;
+        accounts.push((world, idle));
+    }
+    let job = lock_idle_at(&mut env, at).await;
+    assert_eq!(job.state, "done", "{job:?}");
+    for (n, (world, idle)) in accounts.iter().enumerate() {
+        for user in idle {
+            assert_eq!(status(&env, *user).await, "locked", "account {n}");
+            assert_eq!(audits(&env, *user, "locked").await, 1);
+            let audited_in = env
+                .scalar(
+                    "SELECT account_id FROM audit_log WHERE entity_id = $1 AND action = 'locked'",
+                    *user,
+                )
+                .await;
+            assert_eq!(audited_in, world.account);
+            let email = text(
+                &env,
+                "SELECT CAST(account_id AS TEXT) || ' ' || variables FROM email_messages
+                  WHERE user_id = $1",
+                *user,
+            )
+            .await;
+            assert!(
+                email.starts_with(&format!("{} ", world.account))
+                    && email.contains(&format!("\"account_name\":\"Account {n}\"")),
+                "{email}"
+            );
+        }
+        let events = env
+            .scalar_text_param(
+                "SELECT COUNT(*) FROM events WHERE account_id = $1 AND kind = $2",
+                world.account,
+                "sweep::lock_idle_users",
+            )
+            .await;
+        assert!(events >= 1, "account {n} has its event");
+        let listed = text(
+            &env,
+            "SELECT changes FROM events WHERE account_id = $1
+              ORDER BY id DESC LIMIT 1",
+            world.account,
+        )
+        .await;
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        for change in listed.as_array().unwrap() {
+            let user = change["entity_id"].as_i64().unwrap();
+            assert!(idle.contains(&user), "account {n}'s event lists {user}");
+        }
+    }
+    assert_eq!(holds(&env, accounts[1].0.account).await, 0, "not tripped");
+    // The two small accounts' idle users were changed in one batch: one event each.
+    for small in [&accounts[0].0, &accounts[2].0] {
+        let events = env
+            .scalar_text_param(
+                "SELECT COUNT(*) FROM events WHERE account_id = $1 AND kind = $2",
+                small.account,
+                "sweep::lock_idle_users",
+            )
+            .await;
+        assert_eq!(events, 1);
+    }
+}
+
 on_both_backends!(
+    accounts_share_batches_and_keep_their_own_rows,
     a_batch_warns_and_locks_many_at_once,
     activity_racing_the_sweep_is_one_or_the_other,
     two_runs_at_once_change_each_user_once,

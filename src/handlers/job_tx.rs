@@ -109,21 +109,18 @@ impl JobTx {
     }
 
     /// Opens one batch of job `job_id`, a job that commits its effects in many short
-    /// transactions (a sweep). A batch is idempotent by its own statements (each change is
-    /// guarded by the state it leaves), not by the job's applied mark: a rerun after a
-    /// crash finishes what the batches before did not, and changes nothing twice.
-    pub async fn begin_batch(
-        store: &Store,
-        job_id: Uuid,
-        (account_id, user_id): (i64, Option<i64>),
-    ) -> Result<Self, StoreError> {
+    /// transactions (a sweep), possibly in many accounts: its event is one per account its
+    /// rows changed. A batch is idempotent by its own statements (each change is guarded by
+    /// the state it leaves), not by the job's applied mark: a rerun after a crash finishes
+    /// what the batches before did not, and changes nothing twice.
+    pub async fn begin_batch(store: &Store, job_id: Uuid) -> Result<Self, StoreError> {
         let mut tx = store.begin().await?;
         let after = crate::store::audit::last_id(&mut tx).await?;
         Ok(Self {
             tx,
             job_id,
-            account_id,
-            user_id,
+            account_id: 0,
+            user_id: None,
             follow_ups: Vec::new(),
             batch_after_audit_id: Some(after),
         })

@@ -21,31 +21,34 @@ pub async fn record_email(
     variables: serde_json::Value,
 ) -> Result<(), JobError> {
     let email = EmailTo {
+        account,
         user,
         template,
         variables,
     };
-    record_emails(ctx, tx, account, vec![email]).await
+    record_emails(ctx, tx, vec![email]).await
 }
 
-/// One email of [`record_emails`]: the template for the user, with its own variables.
+/// One email of [`record_emails`]: the template for the user of the account, with its own
+/// variables.
 pub struct EmailTo<'a> {
+    pub account: &'a AccountRow,
     pub user: &'a UserRow,
     pub template: Template,
     pub variables: serde_json::Value,
 }
 
-/// [`record_email`] for many users of one account at once: the messages in one statement
-/// and their SendEmail jobs with the transaction's other follow-ups (one more at commit).
+/// [`record_email`] for many users (of one account or many) at once: the messages in one
+/// statement and their SendEmail jobs with the transaction's other follow-ups (one more at
+/// commit).
 pub async fn record_emails(
     ctx: &JobContext<'_>,
     tx: &mut JobTx,
-    account: &AccountRow,
     emails: Vec<EmailTo<'_>>,
 ) -> Result<(), JobError> {
     let variables: Vec<serde_json::Value> = emails
         .iter()
-        .map(|email| every_email_has(account, email.user, email.variables.clone()))
+        .map(|email| every_email_has(email.account, email.user, email.variables.clone()))
         .collect();
     let names: Vec<String> = emails.iter().map(|email| email.user.full_name()).collect();
     let now = ctx.clock.now();
@@ -54,7 +57,7 @@ pub async fn record_emails(
         .zip(&variables)
         .zip(&names)
         .map(|((email, variables), name)| NewEmail {
-            account_id: account.id,
+            account_id: email.account.id,
             user_id: Some(email.user.id),
             template: email.template.name(),
             language: &email.user.language,
@@ -65,9 +68,9 @@ pub async fn record_emails(
             created_at: now,
         })
         .collect();
-    for email_id in emails::insert_many(tx, &rows).await? {
+    for (email_id, row) in emails::insert_many(tx, &rows).await?.into_iter().zip(&rows) {
         let send = SendEmail {
-            account_id: account.id,
+            account_id: row.account_id,
             email_id,
         };
         tx.enqueue(&send, format!("{}:{email_id}", SendEmail::NAME), None)?;

@@ -113,25 +113,59 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         .await
         .map_err(queue_error)?;
     let now = rt.clock.now();
-    let audited = match batch_after_audit_id {
-        // A batch of a job that commits in many transactions: its own rows only.
-        Some(after) => audit::for_job_after(&mut tx, job_id, after).await?,
+    // A job that commits once has one event, about its subject. A batch of a job that
+    // commits in many transactions (a sweep) has one per account its rows changed, each of
+    // that account's rows only, numbered by its first row (`events (job_id, batch)`).
+    let events: Vec<EventOf> = match batch_after_audit_id {
+        Some(after) => {
+            let mut by_account: Vec<EventOf> = Vec::new();
+            for row in audit::for_job_after(&mut tx, job_id, after).await? {
+                match by_account
+                    .iter_mut()
+                    .find(|event| event.account_id == row.account_id)
+                {
+                    Some(event) => event.rows.push(row),
+                    None => by_account.push(EventOf {
+                        account_id: row.account_id,
+                        user_id: None,
+                        batch: row.id,
+                        rows: vec![row],
+                    }),
+                }
+            }
+            by_account
+        }
         None => {
             ledger::mark_applied(&mut tx, job_id, kind, now).await?;
-            audit::for_job(&mut tx, job_id).await?
+            let rows = audit::for_job(&mut tx, job_id).await?;
+            vec![EventOf {
+                account_id,
+                user_id,
+                batch: 0,
+                rows,
+            }]
         }
     };
-    let changes: Vec<serde_json::Value> = audited
-        .into_iter()
-        .map(|row| {
-            serde_json::json!({
-                "entity": row.entity,
-                "entity_id": row.entity_id,
-                "action": row.action,
+    for EventOf {
+        account_id,
+        user_id,
+        batch,
+        rows,
+    } in events
+    {
+        if rows.is_empty() {
+            continue;
+        }
+        let changes: Vec<serde_json::Value> = rows
+            .into_iter()
+            .map(|row| {
+                serde_json::json!({
+                    "entity": row.entity,
+                    "entity_id": row.entity_id,
+                    "action": row.action,
+                })
             })
-        })
-        .collect();
-    if !changes.is_empty() {
+            .collect();
         events::record_in_batch(
             &mut tx,
             &NewEvent {
@@ -144,14 +178,21 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
                 // Only Redis has a stream to publish to; otherwise the table is the feed.
                 published_at: (!rt.queue.publishes_events()).then_some(now),
             },
-            // A batch's watermark: above every audit row of the job's batches before.
-            batch_after_audit_id.unwrap_or(0),
+            batch,
         )
         .await?;
     }
     tx.commit().await?;
     rt.queue.push(pushes).await.map_err(queue_error)?;
     Ok(())
+}
+
+/// The event of a job transaction about one account: its audit rows, numbered `batch`.
+struct EventOf {
+    account_id: i64,
+    user_id: Option<i64>,
+    batch: i64,
+    rows: Vec<audit::AuditRow>,
 }
 
 fn queue_error(error: QueueError) -> JobError {

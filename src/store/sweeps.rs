@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use super::accounts::AccountRow;
-use super::audit::{self, AuditStamp};
+use super::audit::{self, BatchStamp, Changed};
 use super::users::UserRow;
-use super::{Dialect, Store, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
+use super::{Store, StoreError, Tx, execute, fetch_all, fetch_optional, fetch_scalar};
 
 /// An account with its sweep policies (`None`: the configured default).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -52,59 +52,139 @@ pub struct SweepUser {
     pub may_manage_users: bool,
 }
 
+/// The columns of a [`SweepUser`], then `FROM` and the joins, for every statement that
+/// reads one.
+macro_rules! sweep_users_from {
+    () => {
+        "SELECT u.id, u.account_id, u.kind, u.first_name, u.last_name, u.email, u.country,
+                u.language, u.status, u.lock_reason, u.failed_logins, u.last_login_at,
+                u.last_activity_at, u.confirmed_at, u.must_change_password,
+                u.simulator_only, u.created_at, u.password_changed_at,
+                u.is_service_account,
+                EXISTS (SELECT 1 FROM account_sweep_exemptions e
+                         WHERE e.account_id = u.account_id AND e.user_id = u.id)
+                    AS on_exempt_list,
+                COALESCE(o.granted, r.can_manage_users) AS may_manage_users
+           FROM users u
+           JOIN roles r ON r.id = u.role_id
+           LEFT JOIN user_permission_overrides o
+                  ON o.user_id = u.id AND o.permission = 'users.manage' "
+    };
+}
+
 macro_rules! active_users_sql {
-    ($filter:literal, $suffix:literal) => {
+    ($filter:literal) => {
         concat!(
-            "SELECT u.id, u.account_id, u.kind, u.first_name, u.last_name, u.email, u.country,
-                    u.language, u.status, u.lock_reason, u.failed_logins, u.last_login_at,
-                    u.last_activity_at, u.confirmed_at, u.must_change_password,
-                    u.simulator_only, u.created_at, u.password_changed_at,
-                    u.is_service_account,
-                    EXISTS (SELECT 1 FROM account_sweep_exemptions e
-                             WHERE e.account_id = u.account_id AND e.user_id = u.id)
-                        AS on_exempt_list,
-                    COALESCE(o.granted, r.can_manage_users) AS may_manage_users
-               FROM users u
-               JOIN roles r ON r.id = u.role_id
-               LEFT JOIN user_permission_overrides o
-                      ON o.user_id = u.id AND o.permission = 'users.manage'
-              WHERE u.account_id = $1 AND u.status = 'active' ",
+            sweep_users_from!(),
+            "WHERE u.account_id = $1 AND u.status = 'active' ",
             $filter,
-            " ORDER BY u.id LIMIT $3",
-            $suffix
+            " ORDER BY u.id LIMIT $3"
         )
     };
 }
 
-/// The next page of an account's active users after `after_id`, `limit` of them. With
-/// `for_update` (PostgreSQL) their rows are locked until the transaction ends, so a sign
-/// of use committed meanwhile is read before the user is judged, not after.
+/// A position in the walk over every account's active users: after user `user_id` of
+/// account `account_id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserCursor {
+    pub account_id: i64,
+    pub user_id: i64,
+}
+
+/// The next `limit` active users after `after`, of every account up to `last_account`, in
+/// (account, id) order: a page of many small accounts at once (`users_active_by_account`).
+pub async fn active_users_across(
+    tx: &mut Tx,
+    after: UserCursor,
+    last_account: i64,
+    limit: i64,
+) -> Result<Vec<SweepUser>, StoreError> {
+    fetch_all!(
+        tx,
+        SweepUser,
+        concat!(
+            sweep_users_from!(),
+            "WHERE u.status = 'active' AND (u.account_id, u.id) > ($1, $2)
+               AND u.account_id <= $3
+             ORDER BY u.account_id, u.id LIMIT $4"
+        ),
+        after.account_id,
+        after.user_id,
+        last_account,
+        limit
+    )
+}
+
+/// Those of `ids` still active, read again and locked (PostgreSQL) until the transaction
+/// ends: what a batch decides on, so a sign of use committed meanwhile is read before the
+/// user is judged, not after.
+pub async fn active_users_locked(tx: &mut Tx, ids: &[i64]) -> Result<Vec<SweepUser>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match tx {
+        Tx::Postgres(tx) => {
+            sqlx::query_as(concat!(
+                sweep_users_from!(),
+                "WHERE u.status = 'active' AND u.id = ANY($1) ORDER BY u.id FOR NO KEY UPDATE OF u"
+            ))
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Tx::Sqlite(tx) => {
+            sqlx::query_as(concat!(
+                sweep_users_from!(),
+                "WHERE u.status = 'active' AND u.id IN (SELECT value FROM json_each($1))
+                 ORDER BY u.id"
+            ))
+            .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    })
+}
+
+/// The accounts of `ids` with their sweep policies, in id order.
+pub async fn accounts_of(tx: &mut Tx, ids: &[i64]) -> Result<Vec<SweepAccount>, StoreError> {
+    const COLUMNS: &str = "SELECT id, name, time_zone, billing_anchor_day, contacts_policy,
+                                  failed_login_limit, idle_days, password_max_age_days
+                             FROM accounts";
+    Ok(match tx {
+        Tx::Postgres(tx) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE id = ANY($1) ORDER BY id"
+            )))
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Tx::Sqlite(tx) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id"
+            )))
+            .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    })
+}
+
+/// The next page of an account's active users after `after_id`, `limit` of them.
 pub async fn active_users_after(
     tx: &mut Tx,
     account_id: i64,
     after_id: i64,
     limit: i64,
-    for_update: bool,
 ) -> Result<Vec<SweepUser>, StoreError> {
-    if for_update && tx.dialect() == Dialect::Postgres {
-        fetch_all!(
-            tx,
-            SweepUser,
-            active_users_sql!("AND u.id > $2", " FOR NO KEY UPDATE OF u"),
-            account_id,
-            after_id,
-            limit
-        )
-    } else {
-        fetch_all!(
-            tx,
-            SweepUser,
-            active_users_sql!("AND u.id > $2", ""),
-            account_id,
-            after_id,
-            limit
-        )
-    }
+    fetch_all!(
+        tx,
+        SweepUser,
+        active_users_sql!("AND u.id > $2"),
+        account_id,
+        after_id,
+        limit
+    )
 }
 
 /// A page of the account's active users who may manage users, in id order after
@@ -118,10 +198,7 @@ pub async fn active_user_managers(
     fetch_all!(
         tx,
         SweepUser,
-        active_users_sql!(
-            "AND u.id > $2 AND COALESCE(o.granted, r.can_manage_users)",
-            ""
-        ),
+        active_users_sql!("AND u.id > $2 AND COALESCE(o.granted, r.can_manage_users)"),
         account_id,
         after_id,
         limit
@@ -136,100 +213,116 @@ pub async fn active_user_count(tx: &mut Tx, account_id: i64) -> Result<i64, Stor
     )
 }
 
-/// Runs `sql` with `$1` the account, `$2` the instant and `$3` the ids (an array on
-/// PostgreSQL, a JSON array on SQLite), returning the ids it changed.
-async fn update_ids(
+/// A change a batch makes to one user: who, in which account, and its audit detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueUser {
+    pub account_id: i64,
+    pub user_id: i64,
+    pub detail: String,
+}
+
+/// Runs `set` on those of `due` still `active` and matching `still_due`, each in its own
+/// account (`$1` the instant), audits each changed row as `action`, and returns the
+/// changed users (a rerun changes and audits none twice).
+async fn change_due(
     tx: &mut Tx,
-    postgres: &'static str,
-    sqlite: &'static str,
-    account_id: i64,
-    at: DateTime<Utc>,
-    ids: &[i64],
-) -> Result<Vec<i64>, StoreError> {
-    Ok(match tx {
+    stamp: &BatchStamp,
+    set: &'static str,
+    still_due: &'static str,
+    action: &str,
+    due: &[DueUser],
+) -> Result<Vec<DueUser>, StoreError> {
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let changed: Vec<(i64, i64)> = match tx {
+        // One statement for every account of the batch, each id paired with its account.
         Tx::Postgres(tx) => {
-            sqlx::query_scalar(postgres)
-                .bind(account_id)
-                .bind(at)
-                .bind(ids)
-                .fetch_all(&mut **tx)
-                .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE users u SET {set}, updated_at = $1
+                   FROM UNNEST($2::int8[], $3::int8[]) AS due (account_id, id)
+                  WHERE u.id = due.id AND u.account_id = due.account_id
+                    AND u.status = 'active' {still_due}
+                RETURNING u.account_id, u.id"
+            )))
+            .bind(stamp.at)
+            .bind(due.iter().map(|user| user.account_id).collect::<Vec<_>>())
+            .bind(due.iter().map(|user| user.user_id).collect::<Vec<_>>())
+            .fetch_all(&mut **tx)
+            .await?
         }
+        // In process: a statement per user costs no round trip.
         Tx::Sqlite(tx) => {
-            let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-            sqlx::query_scalar(sqlite)
-                .bind(account_id)
-                .bind(at)
-                .bind(ids)
-                .fetch_all(&mut **tx)
-                .await?
+            let sql = format!(
+                "UPDATE users SET {set}, updated_at = $1
+                  WHERE account_id = $2 AND id = $3 AND status = 'active' {still_due}
+              RETURNING account_id, id"
+            );
+            let mut changed = Vec::new();
+            for user in due {
+                let row: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(stamp.at)
+                    .bind(user.account_id)
+                    .bind(user.user_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                changed.extend(row);
+            }
+            changed
         }
-    })
-}
-
-/// Locks (`idle`) those of `ids` still active in the account, auditing each with its
-/// `(id, detail)`; returns the ids this call locked (a rerun locks and audits none twice).
-pub async fn lock_idle(
-    tx: &mut Tx,
-    stamp: &AuditStamp,
-    users: &[(i64, String)],
-) -> Result<Vec<i64>, StoreError> {
-    let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
-    let locked = update_ids(
-        tx,
-        "UPDATE users SET status = 'locked', lock_reason = 'idle', updated_at = $2
-          WHERE account_id = $1 AND status = 'active' AND id = ANY($3) RETURNING id",
-        "UPDATE users SET status = 'locked', lock_reason = 'idle', updated_at = $2
-          WHERE account_id = $1 AND status = 'active'
-            AND id IN (SELECT value FROM json_each($3)) RETURNING id",
-        stamp.account_id,
-        stamp.at,
-        &ids,
-    )
-    .await?;
-    audit_changed(tx, stamp, "locked", users, &locked).await?;
-    Ok(locked)
-}
-
-/// Sets must-change-password on those of `ids` still active without it, auditing each;
-/// returns the ids this call changed.
-pub async fn require_password_change(
-    tx: &mut Tx,
-    stamp: &AuditStamp,
-    users: &[(i64, String)],
-) -> Result<Vec<i64>, StoreError> {
-    let ids: Vec<i64> = users.iter().map(|(id, _)| *id).collect();
-    let changed = update_ids(
-        tx,
-        "UPDATE users SET must_change_password = TRUE, updated_at = $2
-          WHERE account_id = $1 AND status = 'active' AND must_change_password = FALSE
-            AND id = ANY($3) RETURNING id",
-        "UPDATE users SET must_change_password = TRUE, updated_at = $2
-          WHERE account_id = $1 AND status = 'active' AND must_change_password = FALSE
-            AND id IN (SELECT value FROM json_each($3)) RETURNING id",
-        stamp.account_id,
-        stamp.at,
-        &ids,
-    )
-    .await?;
-    audit_changed(tx, stamp, "password_expired", users, &changed).await?;
+    };
+    let changed: std::collections::HashSet<(i64, i64)> = changed.into_iter().collect();
+    let changed: Vec<DueUser> = due
+        .iter()
+        .filter(|user| changed.contains(&(user.account_id, user.user_id)))
+        .cloned()
+        .collect();
+    let audited: Vec<Changed> = changed
+        .iter()
+        .map(|user| Changed {
+            account_id: user.account_id,
+            entity_id: user.user_id,
+            detail: user.detail.clone(),
+        })
+        .collect();
+    audit::record_changed_across(tx, stamp, "user", action, &audited).await?;
     Ok(changed)
 }
 
-async fn audit_changed(
+/// Locks (`idle`) those of `due` still active, auditing each with its detail; returns the
+/// users this call locked.
+pub async fn lock_idle(
     tx: &mut Tx,
-    stamp: &AuditStamp,
-    action: &str,
-    users: &[(i64, String)],
-    changed: &[i64],
-) -> Result<(), StoreError> {
-    let rows: Vec<(i64, String)> = users
-        .iter()
-        .filter(|(id, _)| changed.contains(id))
-        .cloned()
-        .collect();
-    audit::record_changed(tx, stamp, "user", action, &rows).await?;
-    Ok(())
+    stamp: &BatchStamp,
+    due: &[DueUser],
+) -> Result<Vec<DueUser>, StoreError> {
+    change_due(
+        tx,
+        stamp,
+        "status = 'locked', lock_reason = 'idle'",
+        "",
+        "locked",
+        due,
+    )
+    .await
+}
+
+/// Sets must-change-password on those of `due` still active without it, auditing each;
+/// returns the users this call changed.
+pub async fn require_password_change(
+    tx: &mut Tx,
+    stamp: &BatchStamp,
+    due: &[DueUser],
+) -> Result<Vec<DueUser>, StoreError> {
+    change_due(
+        tx,
+        stamp,
+        "must_change_password = TRUE",
+        "AND must_change_password = FALSE",
+        "password_expired",
+        due,
+    )
+    .await
 }
 
 /// Records that warning `stage_days` of `kind` for `deadline` goes to `user_id`; `false`
@@ -362,6 +455,37 @@ pub async fn open_hold(
         account_id,
         sweep
     )
+}
+
+/// Those of `account_ids` with an open (unconfirmed) hold of `sweep`.
+pub async fn held_accounts(
+    tx: &mut Tx,
+    sweep: &str,
+    account_ids: &[i64],
+) -> Result<Vec<i64>, StoreError> {
+    Ok(match tx {
+        Tx::Postgres(tx) => {
+            sqlx::query_scalar(
+                "SELECT account_id FROM sweep_holds
+                  WHERE sweep = $1 AND confirmed_at IS NULL AND account_id = ANY($2)",
+            )
+            .bind(sweep)
+            .bind(account_ids)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Tx::Sqlite(tx) => {
+            sqlx::query_scalar(
+                "SELECT account_id FROM sweep_holds
+                  WHERE sweep = $1 AND confirmed_at IS NULL
+                    AND account_id IN (SELECT value FROM json_each($2))",
+            )
+            .bind(sweep)
+            .bind(serde_json::to_string(account_ids).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    })
 }
 
 /// Holds the account; `false` when it was held already (one open hold per account).

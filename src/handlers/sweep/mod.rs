@@ -78,16 +78,12 @@ pub struct AccountRules {
 const MANAGERS_PAGE: i64 = 1_000;
 
 impl AccountRules {
-    pub async fn load(
-        tx: &mut Tx,
-        kind: SweepKind,
-        settings: &SweepSettings,
-        account: &SweepAccount,
-        at: DateTime<Utc>,
-    ) -> Result<Self, StoreError> {
+    /// The account's rules, without the last-manager exemption: see [`AccountRules::load`]
+    /// and [`AccountRules::keep_last_manager_among`].
+    pub fn new(kind: SweepKind, settings: &SweepSettings, account: &SweepAccount) -> Self {
         let positive =
             |days: Option<i32>| days.and_then(|d| u32::try_from(d).ok()).filter(|d| *d > 0);
-        let mut rules = AccountRules {
+        AccountRules {
             kind,
             time_zone: account.account.time_zone(),
             idle: IdlePolicy {
@@ -98,11 +94,45 @@ impl AccountRules {
                 .unwrap_or(settings.password_max_age_days),
             warning_days: settings.warning_days.clone(),
             last_manager: None,
-        };
+        }
+    }
+
+    /// The account's rules, its managers read from the database a page at a time.
+    pub async fn load(
+        tx: &mut Tx,
+        kind: SweepKind,
+        settings: &SweepSettings,
+        account: &SweepAccount,
+        at: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let mut rules = AccountRules::new(kind, settings, account);
         if kind == SweepKind::LockIdle {
             rules.last_manager = rules.last_manager(tx, account.account.id, at).await?;
         }
         Ok(rules)
+    }
+
+    /// Settles the last-manager exemption from `users`, every active user of the account in
+    /// id order (an account read whole).
+    pub fn keep_last_manager_among(&mut self, users: &[SweepUser], at: DateTime<Utc>) {
+        if self.kind != SweepKind::LockIdle {
+            return;
+        }
+        let mut search = LastManagerSearch::new(at);
+        for user in users.iter().filter(|user| user.may_manage_users) {
+            if !search.see(&self.manager(user)) {
+                break;
+            }
+        }
+        self.last_manager = search.kept();
+    }
+
+    fn manager(&self, user: &SweepUser) -> Manager {
+        Manager {
+            user_id: user.user.id,
+            idle_deadline: self.idle_deadline(user),
+            otherwise_exempt: user.is_service_account || user.on_exempt_list,
+        }
     }
 
     /// The manager the last-manager exemption keeps: every active manager of the account
@@ -118,12 +148,7 @@ impl AccountRules {
         loop {
             let page = store::active_user_managers(tx, account_id, after_id, MANAGERS_PAGE).await?;
             for user in &page {
-                let manager = Manager {
-                    user_id: user.user.id,
-                    idle_deadline: self.idle_deadline(user),
-                    otherwise_exempt: user.is_service_account || user.on_exempt_list,
-                };
-                if !search.see(&manager) {
+                if !search.see(&self.manager(user)) {
                     return Ok(search.kept());
                 }
             }
@@ -217,6 +242,17 @@ impl Breaker {
     pub fn blocks(self) -> bool {
         matches!(self, Breaker::Trips | Breaker::Held)
     }
+
+    /// The verdict on an account already `held` (an open hold) or that this run `trips`,
+    /// as the run's confirmations leave it.
+    pub fn verdict(held: bool, trips: bool, confirmed: bool) -> Self {
+        match (held || trips, confirmed) {
+            (false, _) => Breaker::Clear,
+            (true, true) => Breaker::Confirmed,
+            (true, false) if held => Breaker::Held,
+            (true, false) => Breaker::Trips,
+        }
+    }
 }
 
 /// What the first, read-only pass over an account found.
@@ -240,7 +276,7 @@ pub async fn judge_all(
     let mut after = 0;
     loop {
         let mut tx = store_handle.begin_read().await?;
-        let page = store::active_users_after(&mut tx, account_id, after, batch, false).await?;
+        let page = store::active_users_after(&mut tx, account_id, after, batch).await?;
         tx.rollback().await?;
         for user in &page {
             let (deadline, action) = rules.judge(user, at);
@@ -276,14 +312,11 @@ pub async fn breaker(
         counts.active_users,
         settings.breaker_share,
     );
-    Ok(
-        match (held || trips, scope.confirm_accounts.contains(&account_id)) {
-            (false, _) => Breaker::Clear,
-            (true, true) => Breaker::Confirmed,
-            (true, false) if held => Breaker::Held,
-            (true, false) => Breaker::Trips,
-        },
-    )
+    Ok(Breaker::verdict(
+        held,
+        trips,
+        scope.confirm_accounts.contains(&account_id),
+    ))
 }
 
 /// Accounts in the scope, in id order, a page at a time.
