@@ -575,15 +575,16 @@ async fn activity_racing_the_sweep_is_one_or_the_other(backend: Backend) {
     );
 }
 
-/// Small accounts are read whole a page at a time and changed together, a batch spanning
-/// accounts; each account's rows stay its own: its audit rows, its emails (its name in
-/// them) and one event listing its users alone. An account with more users than the sweep
-/// holds (ten pages: here 40) is swept in passes of its own, its breaker counting all its
-/// users: 11 idle of 60 locks (18%), though 11 of its first 40 would trip it (27%).
+/// The sweep reads users in id order, and an account's users are spread among everyone
+/// else's (created in turns here, as accounts grow side by side): a batch changes users of
+/// several accounts, and each account's rows stay its own: its audit rows, its emails (its
+/// name in them) and its events, listing its users alone. The breaker counts every user of
+/// an account over every page (batches of 4 here): 11 idle of 60 locks (18%), though 11 of
+/// the first 40 would trip it (27%).
 async fn accounts_share_batches_and_keep_their_own_rows(backend: Backend) {
     let mut env = TestEnv::start_with(backend, |settings| settings.sweeps.batch_size = 4).await;
     let at = t0() + Duration::days(95);
-    let mut accounts = Vec::new();
+    let mut worlds = Vec::new();
     for n in 0..3 {
         let world = seed_world(&env, 1).await;
         exec(
@@ -595,12 +596,26 @@ async fn accounts_share_batches_and_keep_their_own_rows(backend: Backend) {
         )
         .await;
         last_active(&env, &[world.admin], at).await;
-        let idle_count = if n == 1 { 11 } else { 1 };
-        let idle = active_agents(&env, &world, "idle", idle_count, t0()).await;
-        let busy_count = if n == 1 { 48 } else { 4 };
-        active_agents(&env, &world, "busy", busy_count, at).await;
-        accounts.push((world, idle));
+        worlds.push(world);
     }
+    // Account 1: 11 idle, then 48 busy; the others 1 idle and 4 busy; created in turns.
+    let mut idle_of = vec![Vec::new(), Vec::new(), Vec::new()];
+    for turn in 0..11 {
+        for (n, world) in worlds.iter().enumerate() {
+            if turn < if n == 1 { 11 } else { 1 } {
+                let user = active_agents(&env, world, &format!("idle{turn}x"), 1, t0()).await;
+                idle_of[n].extend(user);
+            }
+        }
+    }
+    for turn in 0..48 {
+        for (n, world) in worlds.iter().enumerate() {
+            if turn < if n == 1 { 48 } else { 4 } {
+                active_agents(&env, world, &format!("busy{turn}x"), 1, at).await;
+            }
+        }
+    }
+    let accounts: Vec<_> = worlds.into_iter().zip(idle_of).collect();
     let job = lock_idle_at(&mut env, at).await;
     assert_eq!(job.state, "done", "{job:?}");
     for (n, (world, idle)) in accounts.iter().enumerate() {
@@ -649,21 +664,42 @@ async fn accounts_share_batches_and_keep_their_own_rows(backend: Backend) {
         }
     }
     assert_eq!(holds(&env, accounts[1].0.account).await, 0, "not tripped");
-    // The two small accounts' idle users were changed in one batch: one event each.
-    for small in [&accounts[0].0, &accounts[2].0] {
-        let events = env
-            .scalar_text_param(
-                "SELECT COUNT(*) FROM events WHERE account_id = $1 AND kind = $2",
-                small.account,
-                "sweep::lock_idle_users",
-            )
-            .await;
-        assert_eq!(events, 1);
+    // The 13 idle users were changed in batches of 4 sorted by account: one batch held
+    // users of two accounts, an event each.
+    let events = env
+        .scalar_text_param(
+            "SELECT COUNT(*) FROM events WHERE account_id > $1 AND kind = $2",
+            0,
+            "sweep::lock_idle_users",
+        )
+        .await;
+    assert_eq!(events, 5, "4 batches, one of them about 2 accounts");
+}
+
+/// The last manager an idle account keeps is exempt, so the breaker does not count them:
+/// the admin (the only manager) and 2 agents of 10 idle is 2 to lock (20%), not 3 (30%).
+async fn the_kept_manager_is_not_counted_by_the_breaker(backend: Backend) {
+    let mut env = TestEnv::start(backend).await;
+    let world = seed_world(&env, 1).await;
+    let at = t0() + Duration::days(95);
+    last_active(&env, &[world.admin], t0()).await;
+    let idle = active_agents(&env, &world, "idle", 2, t0()).await;
+    active_agents(&env, &world, "busy", 7, at).await;
+    lock_idle_at(&mut env, at).await;
+    assert_eq!(holds(&env, world.account).await, 0, "not tripped");
+    assert_eq!(
+        status(&env, world.admin).await,
+        "active",
+        "the last manager"
+    );
+    for user in idle {
+        assert_eq!(status(&env, user).await, "locked");
     }
 }
 
 on_both_backends!(
     accounts_share_batches_and_keep_their_own_rows,
+    the_kept_manager_is_not_counted_by_the_breaker,
     a_batch_warns_and_locks_many_at_once,
     activity_racing_the_sweep_is_one_or_the_other,
     two_runs_at_once_change_each_user_once,

@@ -119,18 +119,19 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
     let events: Vec<EventOf> = match batch_after_audit_id {
         Some(after) => {
             let mut by_account: Vec<EventOf> = Vec::new();
+            let mut index: std::collections::HashMap<i64, usize> = Default::default();
             for row in audit::for_job_after(&mut tx, job_id, after).await? {
-                match by_account
-                    .iter_mut()
-                    .find(|event| event.account_id == row.account_id)
-                {
-                    Some(event) => event.rows.push(row),
-                    None => by_account.push(EventOf {
-                        account_id: row.account_id,
-                        user_id: None,
-                        batch: row.id,
-                        rows: vec![row],
-                    }),
+                match index.get(&row.account_id) {
+                    Some(at) => by_account[*at].rows.push(row),
+                    None => {
+                        index.insert(row.account_id, by_account.len());
+                        by_account.push(EventOf {
+                            account_id: row.account_id,
+                            user_id: None,
+                            batch: row.id,
+                            rows: vec![row],
+                        });
+                    }
                 }
             }
             by_account
@@ -146,42 +147,42 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
             }]
         }
     };
-    for EventOf {
-        account_id,
-        user_id,
-        batch,
-        rows,
-    } in events
-    {
-        if rows.is_empty() {
-            continue;
-        }
-        let changes: Vec<serde_json::Value> = rows
-            .into_iter()
-            .map(|row| {
-                serde_json::json!({
-                    "entity": row.entity,
-                    "entity_id": row.entity_id,
-                    "action": row.action,
+    let changes: Vec<String> = events
+        .iter()
+        .map(|event| {
+            let changes: Vec<serde_json::Value> = event
+                .rows
+                .iter()
+                .map(|row| {
+                    serde_json::json!({
+                        "entity": row.entity,
+                        "entity_id": row.entity_id,
+                        "action": row.action,
+                    })
                 })
-            })
-            .collect();
-        events::record_in_batch(
-            &mut tx,
-            &NewEvent {
+                .collect();
+            serde_json::Value::Array(changes).to_string()
+        })
+        .collect();
+    let new_events: Vec<(NewEvent<'_>, i64)> = events
+        .iter()
+        .zip(&changes)
+        .filter(|(event, _)| !event.rows.is_empty())
+        .map(|(event, changes)| {
+            let new = NewEvent {
                 kind,
-                account_id: Some(account_id).filter(|id| *id > 0),
-                user_id: user_id.filter(|id| *id > 0),
+                account_id: Some(event.account_id).filter(|id| *id > 0),
+                user_id: event.user_id.filter(|id| *id > 0),
                 job_id,
                 at: now,
-                changes: &serde_json::Value::Array(changes).to_string(),
+                changes,
                 // Only Redis has a stream to publish to; otherwise the table is the feed.
                 published_at: (!rt.queue.publishes_events()).then_some(now),
-            },
-            batch,
-        )
-        .await?;
-    }
+            };
+            (new, event.batch)
+        })
+        .collect();
+    events::record_many_in_batch(&mut tx, &new_events).await?;
     tx.commit().await?;
     rt.queue.push(pushes).await.map_err(queue_error)?;
     Ok(())

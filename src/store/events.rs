@@ -50,6 +50,65 @@ pub async fn record_in_batch(
     Ok(())
 }
 
+/// [`record_in_batch`] for many events of one transaction, each `(event, batch)`: one
+/// statement on PostgreSQL (a sweep's batch changes users of many accounts, an event each).
+pub async fn record_many_in_batch(
+    tx: &mut Tx,
+    events: &[(NewEvent<'_>, i64)],
+) -> Result<(), StoreError> {
+    let pg = match tx {
+        Tx::Postgres(pg) if events.len() > 1 => pg,
+        _ => {
+            for (event, batch) in events {
+                record_in_batch(tx, event, *batch).await?;
+            }
+            return Ok(());
+        }
+    };
+    let column = |f: fn(&NewEvent<'_>) -> Option<i64>| {
+        events.iter().map(|(event, _)| f(event)).collect::<Vec<_>>()
+    };
+    sqlx::query(
+        "INSERT INTO events (kind, account_id, user_id, job_id, batch, at, changes, published_at)
+         SELECT kind, account_id, user_id, job_id, batch, at, changes, published_at
+           FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::uuid[], $5::int8[],
+                       $6::timestamptz[], $7::text[], $8::timestamptz[]) WITH ORDINALITY
+             AS new (kind, account_id, user_id, job_id, batch, at, changes, published_at, ord)
+          ORDER BY ord",
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(event, _)| event.kind)
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|event| event.account_id))
+    .bind(column(|event| event.user_id))
+    .bind(
+        events
+            .iter()
+            .map(|(event, _)| event.job_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|(_, batch)| *batch).collect::<Vec<_>>())
+    .bind(events.iter().map(|(event, _)| event.at).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|(event, _)| event.changes)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(event, _)| event.published_at)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **pg)
+    .await?;
+    Ok(())
+}
+
 /// An event as subscribers read it (the JSON of a stream entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct EventRow {

@@ -1,14 +1,19 @@
-//! A user sweep run through the queue. It walks every active user of its scope in
-//! (account, id) order, a page of `sweeps.batch_size` at a time, and judges the accounts it
-//! has read whole together: their breaker verdicts from their own users, then the changes
-//! in batches of at most `batch_size` users across accounts, each its own job transaction
-//! committed through the registry (rows, audit, emails, one event per account). A batch
-//! reads its users again, locked, and judges them on what it locked. Every change is
-//! guarded by the state it leaves and every warning by its marker, so a rerun after a crash
-//! finishes the rest and repeats nothing; the job is marked applied once the walk is done.
+//! A user sweep run through the queue, in two passes over every active user of its scope
+//! in id order (the order their rows were written in: each pass reads the table front to
+//! back, a page of `sweeps.batch_size` at a time, whatever the accounts' sizes).
 //!
-//! An account with more active users than [`ACCOUNT_PAGES_HELD`] pages is not held in
-//! memory: it is swept in passes of its own (one to count for the breaker, then its pages).
+//! The first pass judges every user and tallies each account: its active users, those due,
+//! and the last-manager search; then the breaker's verdict on each account is settled (and
+//! recorded, when it writes). The second pass judges every user again by the settled rules
+//! and gathers the ones to change or warn; these are sorted by account and changed in
+//! batches of at most `batch_size`, each its own job transaction committed through the
+//! registry (rows, audit, emails, one event per account). A batch reads its users again,
+//! locked, and judges them on what it locked. Every change is guarded by the state it
+//! leaves and every warning by its marker, so a rerun after a crash finishes the rest and
+//! repeats nothing; the job is marked applied once both passes are done.
+//!
+//! Memory: a tally per account (a few hundred bytes), and at most
+//! [`CANDIDATE_PAGES_HELD`] pages' worth of (account, user) ids: never the users.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,24 +22,24 @@ use chrono::{DateTime, Utc};
 
 use super::{AccountRules, Action, Breaker, Counts, Scope, SweepKind, signals};
 use crate::config::SweepSettings;
-use crate::domain::sweeps;
+use crate::domain::sweeps::{self, LastManagerSearch};
 use crate::handlers::outbox::{EmailTo, record_emails};
 use crate::handlers::registry::{Runtime, commit};
 use crate::handlers::{JobError, JobTx, Outcome};
 use crate::mail::render::Template;
 use crate::store::audit::BatchStamp;
-use crate::store::sweeps::{self as store, DueUser, Hold, SweepAccount, SweepUser, UserCursor};
+use crate::store::sweeps::{
+    self as store, AccountPeople, DueUser, Hold, SweepAccount, SweepUser, UserFacts,
+};
 use crate::store::{audit, ledger};
 
-/// Pages of users of accounts read whole that are held before they are judged together,
-/// and the size past which one account is swept in passes of its own instead: memory stays
-/// bounded by about twice this many users, however many accounts and users there are.
-const ACCOUNT_PAGES_HELD: usize = 10;
+/// Pages' worth of users to change or warn gathered before they are sorted by account and
+/// changed: the more, the fewer batches (and events) each account is spread over.
+const CANDIDATE_PAGES_HELD: usize = 100;
 
 /// What a run did, for its outcome and log line.
 #[derive(Debug, Default)]
 struct Totals {
-    accounts: u64,
     users: u64,
     changed: u64,
     warnings: u64,
@@ -63,14 +68,16 @@ pub async fn run(
         started: Instant::now(),
     };
     let mut totals = Totals::default();
-    sweep.walk(&mut totals).await?;
+    let mut accounts = sweep.tally(&mut totals).await?;
+    sweep.settle(&mut accounts, &mut totals).await?;
+    sweep.change(&accounts, &mut totals).await?;
     let mut tx = rt.store.begin().await?;
     ledger::mark_applied(&mut tx, rt.job_id, name, rt.clock.now()).await?;
     tx.commit().await?;
     let summary = format!(
         "{}: {} accounts, {} users changed, {} warnings sent, held accounts: {:?}",
         kind.as_str(),
-        totals.accounts,
+        accounts.len(),
         totals.changed,
         totals.warnings,
         totals.held
@@ -96,10 +103,15 @@ struct Sweep<'r, 'a> {
     started: Instant,
 }
 
-/// An account judged for this run: its rules and whether the breaker stops its changes.
-struct Judged<'s> {
-    account: &'s SweepAccount,
+/// An account as the first pass leaves it: its rules (the last manager settled after the
+/// pass), its people, its tally, and whether the breaker stops its changes.
+struct Account {
+    account: SweepAccount,
     rules: AccountRules,
+    people: AccountPeople,
+    held: bool,
+    counts: Counts,
+    managers: LastManagerSearch,
     blocked: bool,
 }
 
@@ -108,205 +120,159 @@ impl Sweep<'_, '_> {
         i64::from(self.settings.batch_size)
     }
 
-    /// Walks the scope's active users a page at a time, sweeping the accounts read whole.
-    async fn walk(&self, totals: &mut Totals) -> Result<(), JobError> {
-        let batch = self.batch();
-        let held_at_most = self.settings.batch_size as usize * ACCOUNT_PAGES_HELD;
-        let (mut after, last_account) = match self.scope.account_id {
-            0 => (UserCursor::default(), i64::MAX),
-            only => (
-                UserCursor {
-                    account_id: only,
-                    user_id: 0,
-                },
-                only,
-            ),
-        };
-        // Users of accounts read whole, waiting to be judged; and of the account the last
-        // page ended in, which may go on.
-        let mut whole: Vec<SweepUser> = Vec::new();
-        let mut trailing: Vec<SweepUser> = Vec::new();
-        loop {
-            let mut tx = self.rt.store.begin_read().await?;
-            let page = store::active_users_across(&mut tx, after, last_account, batch).await?;
-            tx.rollback().await?;
-            let finished = (page.len() as i64) < batch;
-            if let Some(last) = page.last() {
-                after = UserCursor {
-                    account_id: last.user.account_id,
-                    user_id: last.user.id,
-                };
-            }
-            for user in page {
-                if trailing
-                    .last()
-                    .is_some_and(|seen| seen.user.account_id != user.user.account_id)
-                {
-                    whole.append(&mut trailing);
-                }
-                trailing.push(user);
-            }
-            if finished {
-                whole.append(&mut trailing);
-            } else if trailing.len() > held_at_most {
-                let account_id = trailing[0].user.account_id;
-                trailing.clear();
-                self.sweep_big_account(account_id, totals).await?;
-                after = UserCursor {
-                    account_id,
-                    user_id: i64::MAX,
-                };
-            }
-            if whole.len() >= held_at_most || (finished && !whole.is_empty()) {
-                self.sweep_accounts(&whole, totals).await?;
-                whole.clear();
-            }
-            if finished {
-                return Ok(());
-            }
-        }
+    /// The next page of active users after `after_id`.
+    async fn page(&self, after_id: i64) -> Result<Vec<UserFacts>, JobError> {
+        let mut tx = self.rt.store.begin_read().await?;
+        let page =
+            store::active_user_facts_after(&mut tx, after_id, self.scope.account_id, self.batch())
+                .await?;
+        tx.rollback().await?;
+        Ok(page)
     }
 
-    /// Sweeps accounts read whole: `users` are every active user of each, in (account, id)
-    /// order.
-    async fn sweep_accounts(
+    /// Loads the accounts of `page` not seen before: their rules, people and holds.
+    async fn load_accounts(
         &self,
-        users: &[SweepUser],
-        totals: &mut Totals,
+        accounts: &mut HashMap<i64, Account>,
+        page: &[UserFacts],
     ) -> Result<(), JobError> {
-        let by_account: Vec<&[SweepUser]> = users
-            .chunk_by(|a, b| a.user.account_id == b.user.account_id)
+        let mut new: Vec<i64> = page
+            .iter()
+            .map(|user| user.account_id)
+            .filter(|id| !accounts.contains_key(id))
             .collect();
-        let ids: Vec<i64> = by_account.iter().map(|of| of[0].user.account_id).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        new.sort_unstable();
+        new.dedup();
         let mut tx = self.rt.store.begin_read().await?;
-        let accounts = store::accounts_of(&mut tx, &ids).await?;
+        let rows = store::accounts_of(&mut tx, &new).await?;
+        let mut people = store::people_of(&mut tx, &new).await?;
         let held = if self.kind == SweepKind::LockIdle {
-            store::held_accounts(&mut tx, self.kind.as_str(), &ids).await?
+            store::held_accounts(&mut tx, self.kind.as_str(), &new).await?
         } else {
             Vec::new()
         };
         tx.rollback().await?;
-        let accounts: HashMap<i64, &SweepAccount> = accounts
-            .iter()
-            .map(|account| (account.account.id, account))
-            .collect();
-        let mut judged = Vec::with_capacity(accounts.len());
-        let mut candidates = Vec::new();
-        for of_account in by_account {
-            let Some(account) = accounts.get(&of_account[0].user.account_id).copied() else {
-                continue;
-            };
-            let mut rules = AccountRules::new(self.kind, self.settings, account);
-            rules.keep_last_manager_among(of_account, self.scope.at);
-            let mut counts = Counts::default();
-            let mut wanted = Vec::new();
-            for user in of_account {
-                let (_, action) = rules.judge(user, self.scope.at);
-                counts.active_users += 1;
-                counts.would_act += u64::from(action == Action::Act);
-                if matches!(action, Action::Act | Action::Warn(_)) {
-                    wanted.push((user.user.id, action));
-                }
-            }
-            let breaker = self.breaker_of(
-                account.account.id,
-                held.contains(&account.account.id),
-                counts,
+        for account in rows {
+            let id = account.account.id;
+            accounts.insert(
+                id,
+                Account {
+                    rules: AccountRules::new(self.kind, self.settings, &account),
+                    people: people.remove(&id).unwrap_or_default(),
+                    held: held.contains(&id),
+                    counts: Counts::default(),
+                    managers: LastManagerSearch::new(self.scope.at),
+                    blocked: false,
+                    account,
+                },
             );
-            self.record_breaker(account.account.id, counts, breaker, totals)
-                .await?;
-            let blocked = breaker.blocks();
-            candidates.extend(
-                wanted
-                    .into_iter()
-                    .filter(|(_, action)| !(blocked && *action == Action::Act))
-                    .map(|(id, _)| id),
-            );
-            judged.push(Judged {
-                account,
-                rules,
-                blocked,
-            });
-            totals.accounts += 1;
-            totals.users += counts.active_users;
         }
-        for batch in candidates.chunks(self.settings.batch_size as usize) {
-            self.apply_batch(&judged, batch, totals).await?;
-        }
-        self.log_progress(totals);
         Ok(())
     }
 
-    /// Sweeps one account too big to hold: a read-only pass counts for the breaker, then
-    /// its pages are judged and changed.
-    async fn sweep_big_account(
-        &self,
-        account_id: i64,
-        totals: &mut Totals,
-    ) -> Result<(), JobError> {
-        let batch = self.batch();
-        let mut tx = self.rt.store.begin_read().await?;
-        let accounts = store::accounts_of(&mut tx, &[account_id]).await?;
-        let Some(account) = accounts.first() else {
-            tx.rollback().await?;
-            return Ok(());
-        };
-        let rules =
-            AccountRules::load(&mut tx, self.kind, self.settings, account, self.scope.at).await?;
-        tx.rollback().await?;
-        let counts = if self.kind == SweepKind::LockIdle {
-            super::judge_all(
-                self.rt.store,
-                &rules,
-                account_id,
-                self.scope.at,
-                batch,
-                |_, _, _| {},
-            )
-            .await?
-        } else {
-            Counts::default()
-        };
-        let mut read = self.rt.store.begin_read().await?;
-        let held = store::open_hold(&mut read, account_id, self.kind.as_str())
-            .await?
-            .is_some();
-        read.rollback().await?;
-        let breaker = self.breaker_of(account_id, held, counts);
-        self.record_breaker(account_id, counts, breaker, totals)
-            .await?;
-        let judged = [Judged {
-            account,
-            rules,
-            blocked: breaker.blocks(),
-        }];
-        totals.accounts += 1;
+    /// The first pass: every account's tally and last-manager search.
+    async fn tally(&self, totals: &mut Totals) -> Result<HashMap<i64, Account>, JobError> {
+        let mut accounts = HashMap::new();
         let mut after = 0;
         loop {
-            let mut tx = self.rt.store.begin_read().await?;
-            let page = store::active_users_after(&mut tx, account_id, after, batch).await?;
-            tx.rollback().await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            after = last.user.id;
-            let judged_account = &judged[0];
-            let candidates: Vec<i64> = page
-                .iter()
-                .filter(
-                    |user| match judged_account.rules.judge(user, self.scope.at).1 {
-                        Action::Act => !judged_account.blocked,
-                        Action::Warn(_) => true,
-                        Action::Exempt(_) | Action::Nothing => false,
-                    },
-                )
-                .map(|user| user.user.id)
-                .collect();
-            self.apply_batch(&judged, &candidates, totals).await?;
+            let mut page = self.page(after).await?;
+            self.load_accounts(&mut accounts, &page).await?;
+            for user in &mut page {
+                let Some(account) = accounts.get_mut(&user.account_id) else {
+                    continue;
+                };
+                account.people.complete(user);
+                // The last manager is not known yet: due managers count as due, and the
+                // one the search keeps is taken off once the pass is done.
+                let (_, action) = account.rules.judge(user, self.scope.at);
+                account.counts.active_users += 1;
+                account.counts.would_act += u64::from(action == Action::Act);
+                if self.kind == SweepKind::LockIdle && user.may_manage_users {
+                    let manager = account.rules.manager(user);
+                    account.managers.see(&manager);
+                }
+            }
             totals.users += page.len() as u64;
-            self.log_progress(totals);
-            if (page.len() as i64) < batch {
-                break;
+            match page.last() {
+                Some(last) if page.len() as i64 == self.batch() => after = last.id,
+                _ => break,
+            }
+        }
+        self.log_progress("tallied", totals);
+        Ok(accounts)
+    }
+
+    /// Settles each account's last manager and breaker verdict, recording the verdicts
+    /// that write.
+    async fn settle(
+        &self,
+        accounts: &mut HashMap<i64, Account>,
+        totals: &mut Totals,
+    ) -> Result<(), JobError> {
+        let mut ids: Vec<i64> = accounts.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(account) = accounts.get_mut(&id) else {
+                continue;
+            };
+            if self.kind == SweepKind::LockIdle {
+                let kept = account.managers.kept();
+                account.rules.last_manager = kept;
+                // The manager kept was counted due: it is exempt.
+                account.counts.would_act -= u64::from(kept.is_some());
+            }
+            let breaker = self.breaker_of(id, account.held, account.counts);
+            account.blocked = breaker.blocks();
+            self.record_breaker(id, account.counts, breaker, totals)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The second pass: every user judged by the settled rules; those to change or warn
+    /// gathered, then changed in batches sorted by account.
+    async fn change(
+        &self,
+        accounts: &HashMap<i64, Account>,
+        totals: &mut Totals,
+    ) -> Result<(), JobError> {
+        let held_at_most = self.settings.batch_size as usize * CANDIDATE_PAGES_HELD;
+        let mut candidates: Vec<(i64, i64)> = Vec::new();
+        let mut after = 0;
+        totals.users = 0;
+        loop {
+            let mut page = self.page(after).await?;
+            for user in &mut page {
+                // An account created since the first pass is left to the next run.
+                let Some(account) = accounts.get(&user.account_id) else {
+                    continue;
+                };
+                account.people.complete(user);
+                let wanted = match account.rules.judge(user, self.scope.at).1 {
+                    Action::Act => !account.blocked,
+                    Action::Warn(_) => true,
+                    Action::Exempt(_) | Action::Nothing => false,
+                };
+                if wanted {
+                    candidates.push((user.account_id, user.id));
+                }
+            }
+            totals.users += page.len() as u64;
+            let finished = (page.len() as i64) < self.batch();
+            if candidates.len() >= held_at_most || finished {
+                candidates.sort_unstable();
+                for batch in candidates.chunks(self.settings.batch_size as usize) {
+                    self.apply_batch(accounts, batch, totals).await?;
+                }
+                candidates.clear();
+                self.log_progress("changed", totals);
+            }
+            match page.last() {
+                Some(last) if !finished => after = last.id,
+                _ => break,
             }
         }
         Ok(())
@@ -358,11 +324,11 @@ impl Sweep<'_, '_> {
         Ok(())
     }
 
-    fn log_progress(&self, totals: &Totals) {
+    fn log_progress(&self, pass: &'static str, totals: &Totals) {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
         tracing::info!(
             sweep = self.kind.as_str(),
-            accounts_done = totals.accounts,
+            pass,
             rows_done = totals.users,
             changed = totals.changed,
             warned = totals.warnings,
@@ -377,8 +343,8 @@ impl Sweep<'_, '_> {
     /// in one statement (PostgreSQL), not one round trip per user.
     async fn apply_batch(
         &self,
-        judged: &[Judged<'_>],
-        candidates: &[i64],
+        by_account: &HashMap<i64, Account>,
+        candidates: &[(i64, i64)],
         totals: &mut Totals,
     ) -> Result<(), JobError> {
         if candidates.is_empty() {
@@ -386,12 +352,9 @@ impl Sweep<'_, '_> {
         }
         let at = self.scope.at;
         let ctx = self.rt.context();
-        let by_account: HashMap<i64, &Judged<'_>> = judged
-            .iter()
-            .map(|judged| (judged.account.account.id, judged))
-            .collect();
+        let ids: Vec<i64> = candidates.iter().map(|(_, user_id)| *user_id).collect();
         let mut tx = JobTx::begin_batch(self.rt.store, self.rt.job_id).await?;
-        let locked = store::active_users_locked(&mut tx, candidates).await?;
+        let locked = store::active_users_locked(&mut tx, &ids).await?;
         let stamp = BatchStamp {
             actor: "system".into(),
             job_id: self.rt.job_id,
@@ -403,7 +366,7 @@ impl Sweep<'_, '_> {
             let Some(account) = by_account.get(&user.user.account_id) else {
                 continue;
             };
-            match account.rules.judge(user, at) {
+            match account.rules.judge(&user.facts(), at) {
                 (Some(deadline), Action::Act) if !account.blocked => {
                     let detail = serde_json::json!({
                         "sweep": self.kind.as_str(),
@@ -440,7 +403,7 @@ impl Sweep<'_, '_> {
             let Some(user) = users.get(&warning.user_id) else {
                 continue;
             };
-            let account = by_account[&user.user.account_id];
+            let account = &by_account[&user.user.account_id];
             let (template, variables) = warning_email(&account.rules, user, warning.deadline, at);
             emails.push(EmailTo {
                 account: &account.account.account,
@@ -453,12 +416,12 @@ impl Sweep<'_, '_> {
             let Some(user) = users.get(&change.user_id) else {
                 continue;
             };
-            let account = by_account[&change.account_id];
+            let account = &by_account[&change.account_id];
             let (template, variables) = match self.kind {
                 SweepKind::LockIdle => (
                     Template::LockedIdle,
                     serde_json::json!({
-                        "idle_days": sweeps::whole_days(signals(user).last_seen(), at),
+                        "idle_days": sweeps::whole_days(signals(&user.facts()).last_seen(), at),
                         "locked_at": account.rules.local(stamp.at),
                     }),
                 ),
@@ -570,7 +533,7 @@ fn warning_email(
         SweepKind::LockIdle => (
             Template::IdleLockWarning,
             serde_json::json!({
-                "idle_days": sweeps::whole_days(signals(user).last_seen(), at),
+                "idle_days": sweeps::whole_days(signals(&user.facts()).last_seen(), at),
                 "action_date": action_date,
                 "days_left": days_left,
             }),

@@ -13,7 +13,7 @@ use crate::domain::sweeps::{
     self, ExemptionFacts, IdlePolicy, IdleSignals, IdleVerdict, LastManagerSearch, Manager,
     WarningKind,
 };
-use crate::store::sweeps::{SweepAccount, SweepUser};
+use crate::store::sweeps::{SweepAccount, SweepUser, UserFacts};
 use crate::store::{StoreError, Tx, sweeps as store};
 
 pub use batches::run;
@@ -112,24 +112,10 @@ impl AccountRules {
         Ok(rules)
     }
 
-    /// Settles the last-manager exemption from `users`, every active user of the account in
-    /// id order (an account read whole).
-    pub fn keep_last_manager_among(&mut self, users: &[SweepUser], at: DateTime<Utc>) {
-        if self.kind != SweepKind::LockIdle {
-            return;
-        }
-        let mut search = LastManagerSearch::new(at);
-        for user in users.iter().filter(|user| user.may_manage_users) {
-            if !search.see(&self.manager(user)) {
-                break;
-            }
-        }
-        self.last_manager = search.kept();
-    }
-
-    fn manager(&self, user: &SweepUser) -> Manager {
+    /// The user as the last-manager rule sees them (if they may manage users).
+    pub fn manager(&self, user: &UserFacts) -> Manager {
         Manager {
-            user_id: user.user.id,
+            user_id: user.id,
             idle_deadline: self.idle_deadline(user),
             otherwise_exempt: user.is_service_account || user.on_exempt_list,
         }
@@ -148,7 +134,7 @@ impl AccountRules {
         loop {
             let page = store::active_user_managers(tx, account_id, after_id, MANAGERS_PAGE).await?;
             for user in &page {
-                if !search.see(&self.manager(user)) {
+                if !search.see(&self.manager(&user.facts())) {
                     return Ok(search.kept());
                 }
             }
@@ -159,19 +145,19 @@ impl AccountRules {
         }
     }
 
-    pub fn idle_deadline(&self, user: &SweepUser) -> DateTime<Utc> {
+    pub fn idle_deadline(&self, user: &UserFacts) -> DateTime<Utc> {
         sweeps::idle_deadline(&signals(user), &self.idle)
     }
 
     /// The user's deadline for this sweep (`None`: nothing ever falls due) and what to do.
-    pub fn judge(&self, user: &SweepUser, at: DateTime<Utc>) -> (Option<DateTime<Utc>>, Action) {
+    pub fn judge(&self, user: &UserFacts, at: DateTime<Utc>) -> (Option<DateTime<Utc>>, Action) {
         match self.kind {
             SweepKind::LockIdle => {
                 let deadline = self.idle_deadline(user);
                 let facts = ExemptionFacts {
                     is_service_account: user.is_service_account,
                     on_exempt_list: user.on_exempt_list,
-                    last_manager: self.last_manager == Some(user.user.id),
+                    last_manager: self.last_manager == Some(user.id),
                 };
                 let action = match sweeps::idle_verdict(deadline, &facts, at) {
                     IdleVerdict::Lock { .. } => Action::Act,
@@ -190,7 +176,7 @@ impl AccountRules {
                 else {
                     return (None, Action::Nothing);
                 };
-                let action = if user.user.must_change_password {
+                let action = if user.must_change_password {
                     Action::Nothing
                 } else if sweeps::is_due(deadline, at) {
                     Action::Act
@@ -215,12 +201,12 @@ impl AccountRules {
     }
 }
 
-pub fn signals(user: &SweepUser) -> IdleSignals {
+pub fn signals(user: &UserFacts) -> IdleSignals {
     IdleSignals {
         created_at: user.created_at,
-        confirmed_at: user.user.confirmed_at,
-        last_activity_at: user.user.last_activity_at,
-        last_login_at: user.user.last_login_at,
+        confirmed_at: user.confirmed_at,
+        last_activity_at: user.last_activity_at,
+        last_login_at: user.last_login_at,
     }
 }
 
@@ -279,7 +265,7 @@ pub async fn judge_all(
         let page = store::active_users_after(&mut tx, account_id, after, batch).await?;
         tx.rollback().await?;
         for user in &page {
-            let (deadline, action) = rules.judge(user, at);
+            let (deadline, action) = rules.judge(&user.facts(), at);
             counts.active_users += 1;
             counts.would_act += u64::from(action == Action::Act);
             seen(user, deadline, action);

@@ -68,7 +68,7 @@ pub async fn preview(
                         Action::Exempt(why) => format!("exempt:{}", why.as_str()),
                         Action::Nothing => return,
                     };
-                    let last_seen = signals(user).last_seen();
+                    let last_seen = signals(&user.facts()).last_seen();
                     rows.push(PreviewRow {
                         user_id: user.user.id,
                         email: user.user.email.clone(),
