@@ -45,6 +45,7 @@ pub async fn accounts_after(
 pub struct SweepUser {
     #[sqlx(flatten)]
     pub user: UserRow,
+    pub role_id: i64,
     pub created_at: DateTime<Utc>,
     pub password_changed_at: Option<DateTime<Utc>>,
     pub is_service_account: bool,
@@ -60,7 +61,7 @@ impl SweepUser {
         UserFacts {
             id: self.user.id,
             account_id: self.user.account_id,
-            role_id: 0,
+            role_id: self.role_id,
             created_at: self.created_at,
             confirmed_at: self.user.confirmed_at,
             last_activity_at: self.user.last_activity_at,
@@ -228,7 +229,7 @@ macro_rules! sweep_users_from {
         "SELECT u.id, u.account_id, u.kind, u.first_name, u.last_name, u.email, u.country,
                 u.language, u.status, u.lock_reason, u.failed_logins, u.last_login_at,
                 u.last_activity_at, u.confirmed_at, u.must_change_password,
-                u.simulator_only, u.created_at, u.password_changed_at,
+                u.simulator_only, u.role_id, u.created_at, u.password_changed_at,
                 u.is_service_account,
                 EXISTS (SELECT 1 FROM account_sweep_exemptions e
                          WHERE e.account_id = u.account_id AND e.user_id = u.id)
@@ -254,27 +255,34 @@ macro_rules! active_users_sql {
 
 /// Those of `ids` still active, read again and locked (PostgreSQL) until the transaction
 /// ends: what a batch decides on, so a sign of use committed meanwhile is read before the
-/// user is judged, not after.
+/// user is judged, not after. Without the joins: `on_exempt_list` and `may_manage_users`
+/// come back false, for the caller to fill in from the account's [`AccountPeople`].
 pub async fn active_users_locked(tx: &mut Tx, ids: &[i64]) -> Result<Vec<SweepUser>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    const COLUMNS: &str = "SELECT id, account_id, kind, first_name, last_name, email, country,
+                                  language, status, lock_reason, failed_logins, last_login_at,
+                                  last_activity_at, confirmed_at, must_change_password,
+                                  simulator_only, role_id, created_at, password_changed_at,
+                                  is_service_account, FALSE AS on_exempt_list,
+                                  FALSE AS may_manage_users
+                             FROM users";
     Ok(match tx {
         Tx::Postgres(tx) => {
-            sqlx::query_as(concat!(
-                sweep_users_from!(),
-                "WHERE u.status = 'active' AND u.id = ANY($1) ORDER BY u.id FOR NO KEY UPDATE OF u"
-            ))
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE status = 'active' AND id = ANY($1) ORDER BY id
+                 FOR NO KEY UPDATE"
+            )))
             .bind(ids)
             .fetch_all(&mut **tx)
             .await?
         }
         Tx::Sqlite(tx) => {
-            sqlx::query_as(concat!(
-                sweep_users_from!(),
-                "WHERE u.status = 'active' AND u.id IN (SELECT value FROM json_each($1))
-                 ORDER BY u.id"
-            ))
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE status = 'active' AND id IN (SELECT value FROM json_each($1))
+                 ORDER BY id"
+            )))
             .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
             .fetch_all(&mut **tx)
             .await?

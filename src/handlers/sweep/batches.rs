@@ -4,8 +4,9 @@
 //!
 //! The first pass judges every user and tallies each account: its active users, those due,
 //! and the last-manager search; then the breaker's verdict on each account is settled (and
-//! recorded, when it writes). The second pass judges every user again by the settled rules
-//! and gathers the ones to change or warn; these are sorted by account and changed in
+//! recorded, when it writes). The users to change or warn, gathered on the way while they
+//! fit in [`CANDIDATE_PAGES_HELD`] pages (else a second pass judges every user again by the
+//! settled rules and gathers them that many at a time), are sorted by account and changed in
 //! batches of at most `batch_size`, each its own job transaction committed through the
 //! registry (rows, audit, emails, one event per account). A batch reads its users again,
 //! locked, and judges them on what it locked. Every change is guarded by the state it
@@ -14,6 +15,7 @@
 //!
 //! Memory: a tally per account (a few hundred bytes), and at most
 //! [`CANDIDATE_PAGES_HELD`] pages' worth of (account, user) ids: never the users.
+//! Most nights change a small share of the users, and one pass does.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -68,9 +70,26 @@ pub async fn run(
         started: Instant::now(),
     };
     let mut totals = Totals::default();
-    let mut accounts = sweep.tally(&mut totals).await?;
+    let (mut accounts, gathered) = sweep.tally(&mut totals).await?;
     sweep.settle(&mut accounts, &mut totals).await?;
-    sweep.change(&accounts, &mut totals).await?;
+    match gathered {
+        Some(wanted) => {
+            let candidates: Vec<(i64, i64)> = wanted
+                .into_iter()
+                .filter(|(account_id, _, act)| {
+                    !(*act
+                        && accounts
+                            .get(account_id)
+                            .is_none_or(|account| account.blocked))
+                })
+                .map(|(account_id, user_id, _)| (account_id, user_id))
+                .collect();
+            sweep
+                .apply_sorted(&accounts, candidates, &mut totals)
+                .await?;
+        }
+        None => sweep.change(&accounts, &mut totals).await?,
+    }
     let mut tx = rt.store.begin().await?;
     ledger::mark_applied(&mut tx, rt.job_id, name, rt.clock.now()).await?;
     tx.commit().await?;
@@ -173,8 +192,15 @@ impl Sweep<'_, '_> {
         Ok(())
     }
 
-    /// The first pass: every account's tally and last-manager search.
-    async fn tally(&self, totals: &mut Totals) -> Result<HashMap<i64, Account>, JobError> {
+    /// The first pass: every account's tally and last-manager search, and the users it
+    /// would change or warn, `(account, user, to change)`, while they fit in
+    /// [`CANDIDATE_PAGES_HELD`] pages (`None` past that: the second pass finds them again).
+    async fn tally(
+        &self,
+        totals: &mut Totals,
+    ) -> Result<(HashMap<i64, Account>, Option<Vec<(i64, i64, bool)>>), JobError> {
+        let held_at_most = self.settings.batch_size as usize * CANDIDATE_PAGES_HELD;
+        let mut wanted = Some(Vec::new());
         let mut accounts = HashMap::new();
         let mut after = 0;
         loop {
@@ -190,6 +216,12 @@ impl Sweep<'_, '_> {
                 let (_, action) = account.rules.judge(user, self.scope.at);
                 account.counts.active_users += 1;
                 account.counts.would_act += u64::from(action == Action::Act);
+                if let (Some(list), Action::Act | Action::Warn(_)) = (&mut wanted, action) {
+                    list.push((user.account_id, user.id, action == Action::Act));
+                    if list.len() > held_at_most {
+                        wanted = None;
+                    }
+                }
                 if self.kind == SweepKind::LockIdle && user.may_manage_users {
                     let manager = account.rules.manager(user);
                     account.managers.see(&manager);
@@ -202,7 +234,7 @@ impl Sweep<'_, '_> {
             }
         }
         self.log_progress("tallied", totals);
-        Ok(accounts)
+        Ok((accounts, wanted))
     }
 
     /// Settles each account's last manager and breaker verdict, recording the verdicts
@@ -263,18 +295,30 @@ impl Sweep<'_, '_> {
             totals.users += page.len() as u64;
             let finished = (page.len() as i64) < self.batch();
             if candidates.len() >= held_at_most || finished {
-                candidates.sort_unstable();
-                for batch in candidates.chunks(self.settings.batch_size as usize) {
-                    self.apply_batch(accounts, batch, totals).await?;
-                }
-                candidates.clear();
-                self.log_progress("changed", totals);
+                let gathered = std::mem::take(&mut candidates);
+                self.apply_sorted(accounts, gathered, totals).await?;
             }
             match page.last() {
                 Some(last) if !finished => after = last.id,
                 _ => break,
             }
         }
+        Ok(())
+    }
+
+    /// Changes `candidates` `(account, user)` sorted by account, in batches of at most
+    /// `batch_size`: an account's users in as few batches (and events) as they fill.
+    async fn apply_sorted(
+        &self,
+        accounts: &HashMap<i64, Account>,
+        mut candidates: Vec<(i64, i64)>,
+        totals: &mut Totals,
+    ) -> Result<(), JobError> {
+        candidates.sort_unstable();
+        for batch in candidates.chunks(self.settings.batch_size as usize) {
+            self.apply_batch(accounts, batch, totals).await?;
+        }
+        self.log_progress("changed", totals);
         Ok(())
     }
 
@@ -354,7 +398,7 @@ impl Sweep<'_, '_> {
         let ctx = self.rt.context();
         let ids: Vec<i64> = candidates.iter().map(|(_, user_id)| *user_id).collect();
         let mut tx = JobTx::begin_batch(self.rt.store, self.rt.job_id).await?;
-        let locked = store::active_users_locked(&mut tx, &ids).await?;
+        let mut locked = store::active_users_locked(&mut tx, &ids).await?;
         let stamp = BatchStamp {
             actor: "system".into(),
             job_id: self.rt.job_id,
@@ -362,11 +406,15 @@ impl Sweep<'_, '_> {
         };
         let mut due = Vec::new();
         let mut warnings = Vec::new();
-        for user in &locked {
+        for user in &mut locked {
             let Some(account) = by_account.get(&user.user.account_id) else {
                 continue;
             };
-            match account.rules.judge(&user.facts(), at) {
+            let mut facts = user.facts();
+            account.people.complete(&mut facts);
+            (user.on_exempt_list, user.may_manage_users) =
+                (facts.on_exempt_list, facts.may_manage_users);
+            match account.rules.judge(&facts, at) {
                 (Some(deadline), Action::Act) if !account.blocked => {
                     let detail = serde_json::json!({
                         "sweep": self.kind.as_str(),
