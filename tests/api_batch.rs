@@ -181,6 +181,10 @@ async fn the_document_is_refused_whole_when_malformed_or_too_long(backend: Backe
         r#"{"jobs": [{"kind": "record-activity"}]}"#,
         r#"{"jobs": [{"kind": "record-activity", "payload": 5}]}"#,
         r#"{"jobs": [{"kind": 7, "payload": {}}]}"#,
+        // A struct as an array of its fields: serde would take it, the schema does not.
+        "[[]]",
+        r#"[[{"kind": "record-activity", "payload": {}}]]"#,
+        r#"{"jobs": [["record-activity", {"account_id": 1}]]}"#,
     ] {
         let answer = post_raw(server.port, DEV, malformed.as_bytes()).await;
         assert_eq!(answer.status, 400, "{malformed}: {answer:?}");

@@ -470,6 +470,19 @@ async fn one_call_deactivates_and_the_next_request_is_rejected(backend: Backend)
     )
     .await;
     assert_eq!(empty.field(), "token");
+    // The token as an array of the request's fields: serde would take it, the schema not.
+    let array = request(
+        server.port,
+        "POST",
+        "/v1/tokens/check",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        br#"["ana-session-token"]"#,
+    )
+    .await;
+    assert_eq!(array.field(), "token", "{array:?}");
 }
 
 /// The typed client of the `lifecycle-jobs` crate against a running service.

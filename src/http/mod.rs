@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+mod json_object;
 mod metrics;
 pub mod openapi;
 mod tokens;

@@ -10,6 +10,7 @@ use axum::extract::{Extension, State};
 use serde::{Deserialize, Serialize};
 
 use super::api::{ApiError, ErrorBody, TokenScope};
+use super::json_object::JsonObject;
 use crate::App;
 use crate::store::access;
 
@@ -53,7 +54,7 @@ pub struct TokenCheckResponse {
 pub async fn check(
     State(app): State<Arc<App>>,
     Extension(scope): Extension<Arc<TokenScope>>,
-    body: Result<Json<TokenCheckRequest>, JsonRejection>,
+    body: Result<Json<JsonObject<TokenCheckRequest>>, JsonRejection>,
 ) -> Result<Json<TokenCheckResponse>, ApiError> {
     // Whose a session is, is for the services that authenticate users, not every caller.
     if !scope.check_tokens {
@@ -64,7 +65,7 @@ pub async fn check(
     }
     // The same statuses as the enqueue routes: 415 for a body that is not JSON, 413 past
     // the limit, 400 naming `token` for the rest.
-    let Json(request) = body.map_err(|rejection| match rejection {
+    let Json(JsonObject(request)) = body.map_err(|rejection| match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(lifecycle_jobs::MAX_PAYLOAD_BYTES)

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::request::{acts_as_system, checked_key, idempotency_key, read_body, require_json};
 use super::{ApiError, ErrorBody, TokenScope};
 use crate::App;
+use crate::http::json_object::JsonObject;
 use crate::queue::{EnqueueRequest, IdempotencyKey, QueueError};
 
 /// Enqueues a job of `kind` (a slug such as `deactivate-user`) with the body as payload.
@@ -84,7 +85,7 @@ pub const MAX_BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBatch {
-    jobs: Vec<RawBatchJob>,
+    jobs: Vec<JsonObject<RawBatchJob>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -124,29 +125,30 @@ pub async fn enqueue_batch(
     let body = read_body(body, MAX_BATCH_BODY_BYTES)?;
     let json =
         std::str::from_utf8(&body).map_err(|_| InvalidPayload::new("jobs", "is not UTF-8 text"))?;
-    let batch: RawBatch = serde_json::from_str(json).map_err(|error| {
-        let refusal = InvalidPayload::from_json(error);
-        let field = if refusal.field == "payload" {
-            "jobs".to_string()
-        } else {
-            refusal.field
-        };
-        InvalidPayload::new(field, refusal.reason)
-    })?;
-    if batch.jobs.len() > MAX_BATCH_JOBS {
+    let JsonObject(batch) =
+        serde_json::from_str::<JsonObject<RawBatch>>(json).map_err(|error| {
+            let refusal = InvalidPayload::from_json(error);
+            let field = if refusal.field == "payload" {
+                "jobs".to_string()
+            } else {
+                refusal.field
+            };
+            InvalidPayload::new(field, refusal.reason)
+        })?;
+    let jobs: Vec<RawBatchJob> = batch.jobs.into_iter().map(|JsonObject(job)| job).collect();
+    if jobs.len() > MAX_BATCH_JOBS {
         return Err(InvalidPayload::new(
             "jobs",
             format!(
                 "holds {} jobs, more than {MAX_BATCH_JOBS}: split the batch",
-                batch.jobs.len()
+                jobs.len()
             ),
         )
         .into());
     }
     // The document's shape: a payload is an object, as the schema says; any other value
     // refuses the document, not the item.
-    if let Some(position) = batch
-        .jobs
+    if let Some(position) = jobs
         .iter()
         .position(|job| !job.payload.get().trim_start().starts_with('{'))
     {
@@ -156,10 +158,10 @@ pub async fn enqueue_batch(
         )
         .into());
     }
-    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(batch.jobs.len());
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(jobs.len());
     let mut requests = Vec::new();
     let mut positions = Vec::new();
-    for (position, job) in batch.jobs.iter().enumerate() {
+    for (position, job) in jobs.iter().enumerate() {
         match batch_request(&scope, job, app.clock.now()) {
             Ok(request) => {
                 results.push(None);
