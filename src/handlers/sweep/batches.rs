@@ -76,11 +76,10 @@ pub async fn run(
         Some(wanted) => {
             let candidates: Vec<(i64, i64)> = wanted
                 .into_iter()
-                .filter(|(account_id, _, act)| {
-                    !(*act
-                        && accounts
-                            .get(account_id)
-                            .is_none_or(|account| account.blocked))
+                .filter(|(account_id, _, action)| {
+                    accounts
+                        .get(account_id)
+                        .is_some_and(|account| action.is_taken(account.blocked))
                 })
                 .map(|(account_id, user_id, _)| (account_id, user_id))
                 .collect();
@@ -192,14 +191,18 @@ impl Sweep<'_, '_> {
         Ok(())
     }
 
+    /// How many users to change or warn are gathered at most before they are changed.
+    fn candidates_held(&self) -> usize {
+        self.settings.batch_size as usize * CANDIDATE_PAGES_HELD
+    }
+
     /// The first pass: every account's tally and last-manager search, and the users it
-    /// would change or warn, `(account, user, to change)`, while they fit in
-    /// [`CANDIDATE_PAGES_HELD`] pages (`None` past that: the second pass finds them again).
+    /// would change or warn, `(account, user, action)`, while they fit in
+    /// [`Sweep::candidates_held`] (`None` past that: the second pass finds them again).
     async fn tally(
         &self,
         totals: &mut Totals,
-    ) -> Result<(HashMap<i64, Account>, Option<Vec<(i64, i64, bool)>>), JobError> {
-        let held_at_most = self.settings.batch_size as usize * CANDIDATE_PAGES_HELD;
+    ) -> Result<(HashMap<i64, Account>, Option<Vec<(i64, i64, Action)>>), JobError> {
         let mut wanted = Some(Vec::new());
         let mut accounts = HashMap::new();
         let mut after = 0;
@@ -216,9 +219,10 @@ impl Sweep<'_, '_> {
                 let (_, action) = account.rules.judge(user, self.scope.at);
                 account.counts.active_users += 1;
                 account.counts.would_act += u64::from(action == Action::Act);
-                if let (Some(list), Action::Act | Action::Warn(_)) = (&mut wanted, action) {
-                    list.push((user.account_id, user.id, action == Action::Act));
-                    if list.len() > held_at_most {
+                // The breaker's verdict is not known yet either: kept as if it let all pass.
+                if let (Some(list), true) = (&mut wanted, action.is_taken(false)) {
+                    list.push((user.account_id, user.id, action));
+                    if list.len() > self.candidates_held() {
                         wanted = None;
                     }
                 }
@@ -256,7 +260,14 @@ impl Sweep<'_, '_> {
                 // The manager kept was counted due: it is exempt.
                 account.counts.would_act -= u64::from(kept.is_some());
             }
-            let breaker = self.breaker_of(id, account.held, account.counts);
+            let breaker = Breaker::verdict(
+                self.kind,
+                self.settings,
+                self.scope,
+                id,
+                account.held,
+                account.counts,
+            );
             account.blocked = breaker.blocks();
             self.record_breaker(id, account.counts, breaker, totals)
                 .await?;
@@ -271,7 +282,6 @@ impl Sweep<'_, '_> {
         accounts: &HashMap<i64, Account>,
         totals: &mut Totals,
     ) -> Result<(), JobError> {
-        let held_at_most = self.settings.batch_size as usize * CANDIDATE_PAGES_HELD;
         let mut candidates: Vec<(i64, i64)> = Vec::new();
         let mut after = 0;
         totals.users = 0;
@@ -283,18 +293,14 @@ impl Sweep<'_, '_> {
                     continue;
                 };
                 account.people.complete(user);
-                let wanted = match account.rules.judge(user, self.scope.at).1 {
-                    Action::Act => !account.blocked,
-                    Action::Warn(_) => true,
-                    Action::Exempt(_) | Action::Nothing => false,
-                };
-                if wanted {
+                let (_, action) = account.rules.judge(user, self.scope.at);
+                if action.is_taken(account.blocked) {
                     candidates.push((user.account_id, user.id));
                 }
             }
             totals.users += page.len() as u64;
             let finished = (page.len() as i64) < self.batch();
-            if candidates.len() >= held_at_most || finished {
+            if candidates.len() >= self.candidates_held() || finished {
                 let gathered = std::mem::take(&mut candidates);
                 self.apply_sorted(accounts, gathered, totals).await?;
             }
@@ -320,23 +326,6 @@ impl Sweep<'_, '_> {
         }
         self.log_progress("changed", totals);
         Ok(())
-    }
-
-    /// The breaker's verdict on an account (idle lock only).
-    fn breaker_of(&self, account_id: i64, held: bool, counts: Counts) -> Breaker {
-        if self.kind != SweepKind::LockIdle {
-            return Breaker::Clear;
-        }
-        let trips = sweeps::breaker_trips(
-            counts.would_act,
-            counts.active_users,
-            self.settings.breaker_share,
-        );
-        Breaker::verdict(
-            held,
-            trips,
-            self.scope.confirm_accounts.contains(&account_id),
-        )
     }
 
     /// Records a verdict that writes (a hold, a confirmation) in a transaction of its own:
@@ -398,7 +387,7 @@ impl Sweep<'_, '_> {
         let ctx = self.rt.context();
         let ids: Vec<i64> = candidates.iter().map(|(_, user_id)| *user_id).collect();
         let mut tx = JobTx::begin_batch(self.rt.store, self.rt.job_id).await?;
-        let mut locked = store::active_users_locked(&mut tx, &ids).await?;
+        let locked = store::active_users_locked(&mut tx, &ids).await?;
         let stamp = BatchStamp {
             actor: "system".into(),
             job_id: self.rt.job_id,
@@ -406,14 +395,12 @@ impl Sweep<'_, '_> {
         };
         let mut due = Vec::new();
         let mut warnings = Vec::new();
-        for user in &mut locked {
+        for user in &locked {
             let Some(account) = by_account.get(&user.user.account_id) else {
                 continue;
             };
             let mut facts = user.facts();
             account.people.complete(&mut facts);
-            (user.on_exempt_list, user.may_manage_users) =
-                (facts.on_exempt_list, facts.may_manage_users);
             match account.rules.judge(&facts, at) {
                 (Some(deadline), Action::Act) if !account.blocked => {
                     let detail = serde_json::json!({

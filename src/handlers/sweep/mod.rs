@@ -62,6 +62,18 @@ pub enum Action {
     Nothing,
 }
 
+impl Action {
+    /// Whether a run writes anything for this user (a change, a warning), the account's
+    /// breaker `blocked` or not: a blocked account is warned, not changed.
+    pub fn is_taken(self, blocked: bool) -> bool {
+        match self {
+            Action::Act => !blocked,
+            Action::Warn(_) => true,
+            Action::Exempt(_) | Action::Nothing => false,
+        }
+    }
+}
+
 /// An account's rules for one run.
 pub struct AccountRules {
     pub kind: SweepKind,
@@ -229,10 +241,25 @@ impl Breaker {
         matches!(self, Breaker::Trips | Breaker::Held)
     }
 
-    /// The verdict on an account already `held` (an open hold) or that this run `trips`,
-    /// as the run's confirmations leave it.
-    pub fn verdict(held: bool, trips: bool, confirmed: bool) -> Self {
-        match (held || trips, confirmed) {
+    /// The verdict of sweep `kind` on account `account_id` of `scope`, already `held` (an
+    /// open hold) or not, from the first pass's `counts`: only the idle lock has a breaker.
+    pub fn verdict(
+        kind: SweepKind,
+        settings: &SweepSettings,
+        scope: &Scope,
+        account_id: i64,
+        held: bool,
+        counts: Counts,
+    ) -> Self {
+        if kind != SweepKind::LockIdle {
+            return Breaker::Clear;
+        }
+        let trips = sweeps::breaker_trips(
+            counts.would_act,
+            counts.active_users,
+            settings.breaker_share,
+        );
+        match (held || trips, scope.confirm_accounts.contains(&account_id)) {
             (false, _) => Breaker::Clear,
             (true, true) => Breaker::Confirmed,
             (true, false) if held => Breaker::Held,
@@ -287,21 +314,12 @@ pub async fn breaker(
     scope: &Scope,
     counts: Counts,
 ) -> Result<Breaker, StoreError> {
-    if rules.kind != SweepKind::LockIdle {
-        return Ok(Breaker::Clear);
-    }
-    let held = store::open_hold(tx, account_id, rules.kind.as_str())
-        .await?
-        .is_some();
-    let trips = sweeps::breaker_trips(
-        counts.would_act,
-        counts.active_users,
-        settings.breaker_share,
-    );
+    let held = rules.kind == SweepKind::LockIdle
+        && store::open_hold(tx, account_id, rules.kind.as_str())
+            .await?
+            .is_some();
     Ok(Breaker::verdict(
-        held,
-        trips,
-        scope.confirm_accounts.contains(&account_id),
+        rules.kind, settings, scope, account_id, held, counts,
     ))
 }
 
