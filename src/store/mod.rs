@@ -61,6 +61,24 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// A subquery listing the ids of parameter `$param`, bound as [`json_ids`]: a set of
+    /// ids is one text parameter, and the statement is the same whatever their number.
+    pub(crate) fn ids_in(self, param: usize) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("(SELECT value::int8 FROM jsonb_array_elements_text(${param}::jsonb))")
+            }
+            Dialect::Sqlite => format!("(SELECT value FROM json_each(${param}))"),
+        }
+    }
+}
+
+/// `ids` as the JSON array [`Dialect::ids_in`] reads.
+pub(crate) fn json_ids(ids: &[i64]) -> String {
+    serde_json::Value::from(ids).to_string()
+}
+
 /// A pool of connections to the system of record.
 #[derive(Clone, Debug)]
 pub enum Store {

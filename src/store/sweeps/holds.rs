@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Store, StoreError, Tx, execute, fetch_all, fetch_optional};
+use crate::store::{Store, StoreError, Tx, execute, fetch_all, fetch_optional, json_ids};
 
 /// An account held by the breaker, waiting for confirmation.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,29 +37,19 @@ pub async fn held_accounts(
     sweep: &str,
     account_ids: &[i64],
 ) -> Result<Vec<i64>, StoreError> {
-    Ok(match tx {
-        Tx::Postgres(tx) => {
-            sqlx::query_scalar(
-                "SELECT account_id FROM sweep_holds
-                  WHERE sweep = $1 AND confirmed_at IS NULL AND account_id = ANY($2)",
-            )
-            .bind(sweep)
-            .bind(account_ids)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        Tx::Sqlite(tx) => {
-            sqlx::query_scalar(
-                "SELECT account_id FROM sweep_holds
-                  WHERE sweep = $1 AND confirmed_at IS NULL
-                    AND account_id IN (SELECT value FROM json_each($2))",
-            )
-            .bind(sweep)
-            .bind(serde_json::to_string(account_ids).unwrap_or_else(|_| "[]".into()))
-            .fetch_all(&mut **tx)
-            .await?
-        }
-    })
+    let sql = format!(
+        "SELECT account_id FROM sweep_holds
+          WHERE sweep = $1 AND confirmed_at IS NULL AND account_id IN {}",
+        tx.dialect().ids_in(2)
+    );
+    let held: Vec<(i64,)> = fetch_all!(
+        tx,
+        (i64,),
+        sqlx::AssertSqlSafe(sql),
+        sweep,
+        json_ids(account_ids)
+    )?;
+    Ok(held.into_iter().map(|(id,)| id).collect())
 }
 
 /// Holds the account; `false` when it was held already (one open hold per account).

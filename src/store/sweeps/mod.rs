@@ -13,12 +13,12 @@ pub use changes::{
 };
 pub use holds::{Hold, confirm_hold, held_accounts, hold, open_hold, open_holds};
 pub use users::{
-    AccountPeople, SweepUser, UserFacts, active_user_count, active_user_facts_after,
-    active_user_managers, active_users_after, active_users_locked, people_of,
+    AccountPeople, SweepUser, UserFacts, active_user_facts_after, active_user_managers,
+    active_users_after, active_users_locked, people_of,
 };
 
 use super::accounts::AccountRow;
-use super::{StoreError, Tx, fetch_all};
+use super::{StoreError, Tx, fetch_all, json_ids};
 
 /// An account with its sweep policies (`None`: the configured default).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,25 +49,11 @@ pub async fn accounts_after(
 }
 /// The accounts of `ids` with their sweep policies, in id order.
 pub async fn accounts_of(tx: &mut Tx, ids: &[i64]) -> Result<Vec<SweepAccount>, StoreError> {
-    const COLUMNS: &str = "SELECT id, name, time_zone, billing_anchor_day, contacts_policy,
-                                  failed_login_limit, idle_days, password_max_age_days
-                             FROM accounts";
-    Ok(match tx {
-        Tx::Postgres(tx) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE id = ANY($1) ORDER BY id"
-            )))
-            .bind(ids)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        Tx::Sqlite(tx) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id"
-            )))
-            .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
-            .fetch_all(&mut **tx)
-            .await?
-        }
-    })
+    let sql = format!(
+        "SELECT id, name, time_zone, billing_anchor_day, contacts_policy, failed_login_limit,
+                idle_days, password_max_age_days
+           FROM accounts WHERE id IN {} ORDER BY id",
+        tx.dialect().ids_in(1)
+    );
+    fetch_all!(tx, SweepAccount, sqlx::AssertSqlSafe(sql), json_ids(ids))
 }

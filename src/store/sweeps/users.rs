@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::store::users::UserRow;
-use crate::store::{Dialect, StoreError, Tx, fetch_all, fetch_scalar};
+use crate::store::{StoreError, Tx, fetch_all, json_ids};
 
 /// An active user with what the sweeps judge them by.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -117,12 +117,8 @@ pub async fn people_of(
     tx: &mut Tx,
     account_ids: &[i64],
 ) -> Result<HashMap<i64, AccountPeople>, StoreError> {
-    // The ids as one JSON array on both backends: one statement whatever their number.
-    let ids = serde_json::to_string(account_ids).unwrap_or_else(|_| "[]".into());
-    let in_ids = match tx.dialect() {
-        Dialect::Postgres => "(SELECT value::int8 FROM jsonb_array_elements_text($1::jsonb))",
-        Dialect::Sqlite => "(SELECT value FROM json_each($1))",
-    };
+    let ids = json_ids(account_ids);
+    let in_ids = tx.dialect().ids_in(1);
     let roles: Vec<(i64, i64)> = fetch_all!(
         tx,
         (i64, i64),
@@ -289,13 +285,5 @@ pub async fn active_user_managers(
         account_id,
         after_id,
         limit
-    )
-}
-
-pub async fn active_user_count(tx: &mut Tx, account_id: i64) -> Result<i64, StoreError> {
-    fetch_scalar!(
-        tx,
-        "SELECT COUNT(*) FROM users WHERE account_id = $1 AND status = 'active'",
-        account_id
     )
 }
