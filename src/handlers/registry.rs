@@ -118,64 +118,42 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
     // that account's rows only, numbered by its first row (`events (job_id, batch)`).
     let events: Vec<EventOf> = match batch_after_audit_id {
         Some(after) => {
-            let mut by_account: Vec<EventOf> = Vec::new();
+            let mut by_account: Vec<(i64, i64, Vec<audit::AuditRow>)> = Vec::new();
             let mut index: std::collections::HashMap<i64, usize> = Default::default();
             for row in audit::for_job_after(&mut tx, job_id, after).await? {
                 match index.get(&row.account_id) {
-                    Some(at) => by_account[*at].rows.push(row),
+                    Some(at) => by_account[*at].2.push(row),
                     None => {
                         index.insert(row.account_id, by_account.len());
-                        by_account.push(EventOf {
-                            account_id: row.account_id,
-                            user_id: None,
-                            batch: row.id,
-                            rows: vec![row],
-                        });
+                        by_account.push((row.account_id, row.id, vec![row]));
                     }
                 }
             }
             by_account
+                .into_iter()
+                .map(|(account_id, batch, rows)| EventOf::new(account_id, None, batch, &rows))
+                .collect()
         }
         None => {
             ledger::mark_applied(&mut tx, job_id, kind, now).await?;
             let rows = audit::for_job(&mut tx, job_id).await?;
-            vec![EventOf {
-                account_id,
-                user_id,
-                batch: 0,
-                rows,
-            }]
+            // A job that changed nothing has no event.
+            (!rows.is_empty())
+                .then(|| EventOf::new(account_id, user_id, 0, &rows))
+                .into_iter()
+                .collect()
         }
     };
-    let changes: Vec<String> = events
-        .iter()
-        .map(|event| {
-            let changes: Vec<serde_json::Value> = event
-                .rows
-                .iter()
-                .map(|row| {
-                    serde_json::json!({
-                        "entity": row.entity,
-                        "entity_id": row.entity_id,
-                        "action": row.action,
-                    })
-                })
-                .collect();
-            serde_json::Value::Array(changes).to_string()
-        })
-        .collect();
     let new_events: Vec<(NewEvent<'_>, i64)> = events
         .iter()
-        .zip(&changes)
-        .filter(|(event, _)| !event.rows.is_empty())
-        .map(|(event, changes)| {
+        .map(|event| {
             let new = NewEvent {
                 kind,
                 account_id: Some(event.account_id).filter(|id| *id > 0),
                 user_id: event.user_id.filter(|id| *id > 0),
                 job_id,
                 at: now,
-                changes,
+                changes: &event.changes,
                 // Only Redis has a stream to publish to; otherwise the table is the feed.
                 published_at: (!rt.queue.publishes_events()).then_some(now),
             };
@@ -188,12 +166,34 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
     Ok(())
 }
 
-/// The event of a job transaction about one account: its audit rows, numbered `batch`.
+/// The event of a job transaction about one account: what its audit rows changed (a JSON
+/// array), numbered `batch`.
 struct EventOf {
     account_id: i64,
     user_id: Option<i64>,
     batch: i64,
-    rows: Vec<audit::AuditRow>,
+    changes: String,
+}
+
+impl EventOf {
+    fn new(account_id: i64, user_id: Option<i64>, batch: i64, rows: &[audit::AuditRow]) -> Self {
+        let changes: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| {
+                serde_json::json!({
+                    "entity": row.entity,
+                    "entity_id": row.entity_id,
+                    "action": row.action,
+                })
+            })
+            .collect();
+        EventOf {
+            account_id,
+            user_id,
+            batch,
+            changes: serde_json::Value::Array(changes).to_string(),
+        }
+    }
 }
 
 fn queue_error(error: QueueError) -> JobError {
