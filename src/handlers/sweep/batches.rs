@@ -31,7 +31,7 @@ use crate::handlers::{JobError, JobTx, Outcome};
 use crate::mail::render::Template;
 use crate::store::audit::BatchStamp;
 use crate::store::sweeps::{
-    self as store, AccountPeople, DueUser, Hold, SweepAccount, SweepUser, UserFacts,
+    self as store, AccountPeople, Hold, SweepAccount, SweepUser, UserFacts,
 };
 use crate::store::{audit, ledger};
 
@@ -408,9 +408,9 @@ impl Sweep<'_, '_> {
                         "deadline": deadline,
                         "at": at,
                     });
-                    due.push(DueUser {
+                    due.push(audit::Changed {
                         account_id: user.user.account_id,
-                        user_id: user.user.id,
+                        entity_id: user.user.id,
                         detail: detail.to_string(),
                     });
                 }
@@ -448,7 +448,7 @@ impl Sweep<'_, '_> {
             });
         }
         for change in &changed {
-            let Some(user) = users.get(&change.user_id) else {
+            let Some(user) = users.get(&change.entity_id) else {
                 continue;
             };
             let account = &by_account[&change.account_id];

@@ -7,25 +7,18 @@ use chrono::{DateTime, Utc};
 use crate::store::audit::{self, BatchStamp, Changed};
 use crate::store::{StoreError, Tx, fetch_optional};
 
-/// A change a batch makes to one user: who, in which account, and its audit detail.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DueUser {
-    pub account_id: i64,
-    pub user_id: i64,
-    pub detail: String,
-}
-
-/// Runs `set` on those of `due` still `active` and matching `still_due`, each in its own
-/// account (`$1` the instant), audits each changed row as `action`, and returns the
-/// changed users (a rerun changes and audits none twice).
+/// Runs `set` on those of `due` (a user each: who, in which account, the audit detail)
+/// still `active` and matching `still_due`, each in its own account (`$1` the instant),
+/// audits each changed row as `action`, and returns the changed users (a rerun changes and
+/// audits none twice).
 async fn change_due(
     tx: &mut Tx,
     stamp: &BatchStamp,
     set: &'static str,
     still_due: &'static str,
     action: &str,
-    due: &[DueUser],
-) -> Result<Vec<DueUser>, StoreError> {
+    due: &[Changed],
+) -> Result<Vec<Changed>, StoreError> {
     if due.is_empty() {
         return Ok(Vec::new());
     }
@@ -41,7 +34,7 @@ async fn change_due(
             )))
             .bind(stamp.at)
             .bind(due.iter().map(|user| user.account_id).collect::<Vec<_>>())
-            .bind(due.iter().map(|user| user.user_id).collect::<Vec<_>>())
+            .bind(due.iter().map(|user| user.entity_id).collect::<Vec<_>>())
             .fetch_all(&mut **tx)
             .await?
         }
@@ -57,7 +50,7 @@ async fn change_due(
                 let row: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                     .bind(stamp.at)
                     .bind(user.account_id)
-                    .bind(user.user_id)
+                    .bind(user.entity_id)
                     .fetch_optional(&mut **tx)
                     .await?;
                 changed.extend(row);
@@ -66,20 +59,12 @@ async fn change_due(
         }
     };
     let changed: std::collections::HashSet<(i64, i64)> = changed.into_iter().collect();
-    let changed: Vec<DueUser> = due
+    let changed: Vec<Changed> = due
         .iter()
-        .filter(|user| changed.contains(&(user.account_id, user.user_id)))
+        .filter(|user| changed.contains(&(user.account_id, user.entity_id)))
         .cloned()
         .collect();
-    let audited: Vec<Changed> = changed
-        .iter()
-        .map(|user| Changed {
-            account_id: user.account_id,
-            entity_id: user.user_id,
-            detail: user.detail.clone(),
-        })
-        .collect();
-    audit::record_changed_across(tx, stamp, "user", action, &audited).await?;
+    audit::record_changed_across(tx, stamp, "user", action, &changed).await?;
     Ok(changed)
 }
 
@@ -88,8 +73,8 @@ async fn change_due(
 pub async fn lock_idle(
     tx: &mut Tx,
     stamp: &BatchStamp,
-    due: &[DueUser],
-) -> Result<Vec<DueUser>, StoreError> {
+    due: &[Changed],
+) -> Result<Vec<Changed>, StoreError> {
     change_due(
         tx,
         stamp,
@@ -106,8 +91,8 @@ pub async fn lock_idle(
 pub async fn require_password_change(
     tx: &mut Tx,
     stamp: &BatchStamp,
-    due: &[DueUser],
-) -> Result<Vec<DueUser>, StoreError> {
+    due: &[Changed],
+) -> Result<Vec<Changed>, StoreError> {
     change_due(
         tx,
         stamp,

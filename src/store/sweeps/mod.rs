@@ -8,9 +8,7 @@ mod changes;
 mod holds;
 mod users;
 
-pub use changes::{
-    DueUser, WarningDue, lock_idle, mark_warning, mark_warnings, require_password_change,
-};
+pub use changes::{WarningDue, lock_idle, mark_warning, mark_warnings, require_password_change};
 pub use holds::{Hold, confirm_hold, held_accounts, hold, open_hold, open_holds};
 pub use users::{
     AccountPeople, SweepUser, UserFacts, active_user_facts_after, active_user_managers,
