@@ -17,8 +17,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -252,32 +250,10 @@ async fn through_the_queue(url: &str, world: &World, concurrency: usize) -> Queu
     }
 }
 
-fn server_log() -> PathBuf {
-    if let Some(path) = std::env::var_os("BENCH_PG_LOG") {
-        return PathBuf::from(path);
-    }
-    std::fs::read_dir("/var/log/postgresql")
-        .ok()
-        .and_then(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.file_name()
-                        .and_then(|name| name.to_str())
-                        .is_some_and(|name| {
-                            name.starts_with("postgresql-") && name.ends_with("-main.log")
-                        })
-                })
-                .max_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
-        })
-        .expect("the PostgreSQL server log: set BENCH_PG_LOG")
-}
-
 /// Runs the deactivations through the queue on a copy logging every statement, and
 /// returns the jobs' transactions, each as one SQL text (`BEGIN; …; COMMIT;`).
 async fn capture_statements(world: &World) -> Vec<String> {
-    let log = server_log();
+    let log = support::statement_log::server_log();
     let url = copy_of_seed(CAPTURE).await;
     support::admin_sql(format!(
         "ALTER DATABASE {CAPTURE} SET log_statement = 'all'"
@@ -286,10 +262,7 @@ async fn capture_statements(world: &World) -> Vec<String> {
     .expect("log every statement of the capture copy");
     let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     through_the_queue(&url, world, 1).await;
-    let mut text = String::new();
-    let mut file = std::fs::File::open(&log).expect("open the server log");
-    file.seek(SeekFrom::Start(offset)).expect("seek");
-    file.read_to_string(&mut text).expect("read the server log");
+    let text = support::statement_log::since(offset);
     let transactions = job_transactions(&text, CAPTURE);
     assert_eq!(
         transactions.len(),

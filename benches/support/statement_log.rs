@@ -39,6 +39,15 @@ pub async fn start(database: &str) -> u64 {
     std::fs::metadata(server_log()).map_or(0, |m| m.len())
 }
 
+/// What the server logged since `offset` (a length of its log, as [`start`] returns).
+pub fn since(offset: u64) -> String {
+    let mut text = String::new();
+    let mut file = std::fs::File::open(server_log()).expect("open the server log");
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    file.read_to_string(&mut text).expect("read the server log");
+    text
+}
+
 /// One statement text's share: how often, and the milliseconds summed over its phases.
 pub struct Share {
     pub statement: String,
@@ -49,10 +58,7 @@ pub struct Share {
 /// The statements `database` ran since `offset`, summed per text (its first 90
 /// characters, whitespace collapsed), the costliest first.
 pub fn shares(database: &str, offset: u64) -> Vec<Share> {
-    let mut text = String::new();
-    let mut file = std::fs::File::open(server_log()).expect("open the server log");
-    file.seek(SeekFrom::Start(offset)).expect("seek");
-    file.read_to_string(&mut text).expect("read the server log");
+    let text = since(offset);
     let marker = format!("@{database} LOG:  duration: ");
     let mut totals: HashMap<String, (u64, f64)> = HashMap::new();
     for line in text.lines() {
