@@ -204,11 +204,141 @@ async fn a_queue_wiped_while_running_keeps_being_consumed(backend: Backend) {
     assert_eq!(second.state, "done", "the consumer recovered");
 }
 
+/// Jobs recorded inside a transaction (a handler's follow-ups, `Queue::enqueue_all_in`)
+/// that a reader is handed before the transaction ends. On PostgreSQL with Redis they are
+/// pushed before the commit (their rows are written once, already marked pushed): the
+/// reader finds no row yet, waits for the transaction, then takes every job it committed and
+/// none it rolled back. On SQLite the claim waits for the write lock. Were the reader to
+/// drop what it cannot see yet, the committed jobs would stay queued, marked pushed, and
+/// never run.
+async fn jobs_read_before_their_transaction_ends_wait_for_it(backend: Backend) {
+    const JOBS: usize = 5;
+    let env = TestEnv::start(backend).await;
+    let mut reader = env.app.queue.reader("early-reader".into()).await.unwrap();
+    for commit in [true, false] {
+        let mut tx = env.tx().await;
+        let after_commit = env
+            .app
+            .queue
+            .enqueue_all_in(&mut tx, common::noop_requests(JOBS))
+            .await
+            .unwrap();
+        let reading = tokio::spawn(async move {
+            let batch = reader.next_batch(JOBS).await.unwrap();
+            (reader, batch)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        env.app.queue.push(after_commit).await.unwrap();
+        let (back, mut delivered) = reading.await.unwrap();
+        reader = back;
+        // Whatever the first read missed, the next reads within two seconds would get.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline && delivered.len() < JOBS {
+            delivered.extend(reader.next_batch(JOBS).await.unwrap());
+        }
+        let noops = env
+            .scalar(
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'system::noop' AND account_id = $1",
+                1,
+            )
+            .await;
+        if commit {
+            assert_eq!(delivered.len(), JOBS, "every committed job is delivered");
+            assert!(delivered.iter().all(|delivery| delivery.job.attempts == 1));
+            assert_eq!(noops, JOBS as i64);
+            let running = env
+                .scalar(
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'system::noop' AND account_id = $1
+                        AND state = 'running' AND locked_by = 'early-reader'",
+                    1,
+                )
+                .await;
+            assert_eq!(running, JOBS as i64, "claimed by the reader that waited");
+        } else {
+            assert!(
+                delivered.is_empty(),
+                "a rolled-back job is not run: {delivered:?}"
+            );
+            assert_eq!(
+                noops, JOBS as i64,
+                "the rolled-back jobs were never recorded"
+            );
+        }
+    }
+}
+
+/// Handlers' follow-up jobs recorded and committed (or rolled back) while workers read
+/// them, round after round: every committed job runs once, none is left queued.
+async fn follow_ups_racing_the_workers_run_once(backend: Backend) {
+    const ROUNDS: usize = 30;
+    const JOBS: usize = 10;
+    let mut env = TestEnv::start_with(backend, |settings| settings.queue.concurrency = 8).await;
+    env.start_worker();
+    let mut committed = 0;
+    for round in 0..ROUNDS {
+        let mut tx = env.tx().await;
+        let after_commit = env
+            .app
+            .queue
+            .enqueue_all_in(&mut tx, common::noop_requests(JOBS))
+            .await
+            .unwrap();
+        // From no wait to long enough for the workers to read every entry first.
+        tokio::time::sleep(Duration::from_millis((round % 6) as u64 * 5)).await;
+        if round % 3 == 2 {
+            tx.rollback().await.unwrap();
+        } else {
+            tx.commit().await.unwrap();
+            committed += JOBS as i64;
+        }
+        env.app.queue.push(after_commit).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = env
+                .scalar(
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'system::noop' AND account_id = $1
+                        AND state = 'done'",
+                    1,
+                )
+                .await;
+            if done == committed {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: {done} of {committed} committed jobs done"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let all = env
+        .scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'system::noop' AND account_id = $1",
+            1,
+        )
+        .await;
+    assert_eq!(all, committed, "only the committed jobs exist");
+    let once = env
+        .scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'system::noop' AND account_id = $1 AND attempts = 1",
+            1,
+        )
+        .await;
+    assert_eq!(once, committed, "each ran in one attempt");
+}
+
 on_both_backends!(
     transient_failures_retry_up_to_the_configured_attempts,
     permanent_failures_are_not_retried,
     jobs_held_by_a_dead_worker_are_taken_over,
     a_queue_wiped_while_running_keeps_being_consumed,
+    jobs_read_before_their_transaction_ends_wait_for_it,
+    follow_ups_racing_the_workers_run_once,
 );
 
 /// Redis only: an entry that is not a job of ours is removed, not delivered forever, and

@@ -12,7 +12,7 @@ use super::transport::Transport;
 use super::{IdempotencyKey, Queue, QueueError};
 use crate::metrics::METRICS;
 use crate::store::ledger::{self, NewJob, Recorded};
-use crate::store::{Store, Tx};
+use crate::store::{Dialect, Store, Tx};
 
 /// What a producer asks for.
 #[derive(Clone, Debug)]
@@ -68,6 +68,7 @@ impl AfterCommit {
                 payload: job.payload,
                 attempts: 0,
                 max_attempts: job.max_attempts,
+                recorded_under: None,
             };
             self.0.push((message, job.run_at_ms));
         }
@@ -297,7 +298,12 @@ impl Queue {
     /// (a handler's follow-up jobs: a sweep's batch records hundreds of emails at once).
     /// Each is [`Queue::enqueue_in`]'s: a key already holding the same job is that job (a
     /// rerun records nothing twice), a key holding another job is a conflict, refused.
-    /// Returns what to hand the transport once the transaction commits.
+    ///
+    /// On PostgreSQL with Redis the new jobs are pushed now, before the transaction
+    /// commits, and their rows inserted already marked pushed: one write per row instead of
+    /// an insert and a mark (see [`ledger::hold_recording`] for why a delivery read before
+    /// the commit still runs the job). Otherwise, returns what to hand the transport once
+    /// the transaction commits.
     pub async fn enqueue_all_in(
         &self,
         tx: &mut Tx,
@@ -307,7 +313,13 @@ impl Queue {
         if requests.is_empty() {
             return Ok(after_commit);
         }
-        let jobs = self.new_jobs(requests)?;
+        let mut jobs = self.new_jobs(requests)?;
+        let before_commit = self.transport.pushes() && tx.dialect() == Dialect::Postgres;
+        if before_commit {
+            for job in &mut jobs {
+                job.pushed_at_ms = Some(job.created_at_ms);
+            }
+        }
         let recorded = ledger::insert_many(tx, &jobs).await?;
         for (recorded, job) in recorded.into_iter().zip(jobs) {
             if answer(recorded, job.idempotency_key.as_ref())?.created {
@@ -315,7 +327,33 @@ impl Queue {
                 after_commit.add(&self.transport, job);
             }
         }
+        if before_commit {
+            self.push_before_commit(tx, after_commit).await?;
+            return Ok(AfterCommit::default());
+        }
         Ok(after_commit)
+    }
+
+    /// Pushes jobs `tx` recorded marked pushed, under its recording lock. A push that fails
+    /// takes the marks back in `tx`, for the reconciler: the transaction still commits.
+    async fn push_before_commit(
+        &self,
+        tx: &mut Tx,
+        mut pending: AfterCommit,
+    ) -> Result<(), QueueError> {
+        if pending.0.is_empty() {
+            return Ok(());
+        }
+        let recorded_under = ledger::hold_recording(tx).await?;
+        for (message, _) in &mut pending.0 {
+            message.recorded_under = recorded_under;
+        }
+        if let Err(error) = self.transport.push(&pending.0, self.clock.now_ms()).await {
+            tracing::warn!(%error, "could not push recorded jobs; the reconciler will");
+            let ids: Vec<Uuid> = pending.0.iter().map(|(message, _)| message.id).collect();
+            ledger::mark_pushed_in(tx, &ids, None).await?;
+        }
+        Ok(())
     }
 
     /// The ledger rows of `requests`, all or none: one refused refuses the batch.

@@ -3,6 +3,7 @@
 //! their rows, the ledger deciding, so that a job pushed twice never runs twice at once.
 //! Each reader also takes back, now and then, what dead consumers left behind.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -115,20 +116,34 @@ impl Reader {
         // Entries read are pending for this consumer: were the claim to fail for
         // good they would wait out the visibility timeout, so a passing database
         // failure is ridden out here, and a lasting one puts them back.
-        let (store, consumer) = (&self.queue.store, &self.consumer);
-        let claimed = match with_retries("claim delivered jobs", || async {
-            Ok(ledger::claim_delivered(store, consumer, &ids, now_ms).await?)
-        })
-        .await
-        {
+        let claimed = match self.claim_delivered(ids, now_ms).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 self.queue.transport.put_back(&entries).await?;
                 return Err(error);
             }
         };
-        let mut claimed: std::collections::HashMap<Uuid, ClaimedJob> =
+        let mut claimed: HashMap<Uuid, ClaimedJob> =
             claimed.into_iter().map(|job| (job.id, job)).collect();
+        // A job pushed before its transaction committed may be invisible to that claim:
+        // wait for the transaction, then claim what it committed.
+        let recording: Vec<&Entry> = entries
+            .iter()
+            .filter(|entry| entry.message.recorded_under.is_some())
+            .filter(|entry| !claimed.contains_key(&entry.message.id))
+            .collect();
+        let mut put_back = HashSet::new();
+        if !recording.is_empty() {
+            match self.claim_once_recorded(&recording, now_ms).await {
+                Ok(late) => claimed.extend(late.into_iter().map(|job| (job.id, job))),
+                Err(error) => {
+                    tracing::warn!(%error, entries = recording.len(), "could not claim jobs pushed before their commit; putting them back");
+                    let back: Vec<Entry> = recording.into_iter().cloned().collect();
+                    self.queue.transport.put_back(&back).await?;
+                    put_back.extend(back.into_iter().map(|entry| entry.entry_id));
+                }
+            }
+        }
         let mut deliveries = Vec::with_capacity(claimed.len());
         let mut dropped = Vec::new();
         for entry in entries {
@@ -137,6 +152,7 @@ impl Reader {
                     job,
                     entry_id: Some(entry.entry_id),
                 }),
+                None if put_back.contains(&entry.entry_id) => {}
                 None => dropped.push(entry.entry_id),
             }
         }
@@ -148,6 +164,41 @@ impl Reader {
             self.queue.transport.settle(&dropped, &[]).await?;
         }
         Ok(deliveries)
+    }
+
+    /// Claims the rows of `ids` for this reader, riding out a passing database failure.
+    async fn claim_delivered(
+        &self,
+        ids: Vec<Uuid>,
+        now_ms: i64,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        let (store, consumer) = (&self.queue.store, &self.consumer);
+        with_retries("claim delivered jobs", || async {
+            Ok(ledger::claim_delivered(store, consumer, &ids, now_ms).await?)
+        })
+        .await
+    }
+
+    /// Waits for the transactions that recorded the jobs of `entries` (pushed before they
+    /// committed) to end, then claims what they committed.
+    async fn claim_once_recorded(
+        &self,
+        entries: &[&Entry],
+        now_ms: i64,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        let mut names: Vec<i32> = entries
+            .iter()
+            .filter_map(|entry| entry.message.recorded_under)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let store = &self.queue.store;
+        with_retries("wait for recording transactions", || async {
+            Ok::<_, QueueError>(ledger::await_recordings(store, &names).await?)
+        })
+        .await?;
+        let ids = entries.iter().map(|entry| entry.message.id).collect();
+        self.claim_delivered(ids, now_ms).await
     }
 
     /// Moves the entries of paused kinds to the delayed set, to be looked at again in

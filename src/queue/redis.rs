@@ -43,6 +43,11 @@ pub struct Message {
     /// Attempts already made.
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The recording lock ([`crate::store::ledger::hold_recording`]) of the transaction
+    /// that recorded the job, when the job was pushed before it committed: a delivery that
+    /// finds no row waits for that transaction before it gives up on the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_under: Option<i32>,
 }
 
 impl Message {
@@ -54,6 +59,7 @@ impl Message {
             payload: job.payload.clone(),
             attempts,
             max_attempts: job.max_attempts,
+            recorded_under: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The types every caller shares live here; the statements are split by who runs them:
 //! producers record jobs (`insert`), workers claim and settle them
-//! (`claim`, `settle`, `requeue`), handlers mark their effects applied (`applied`), the
+//! (`claim`, `settle`, `requeue`), a delivery waits for the transaction recording its job
+//! (`recording`), handlers mark their effects applied (`applied`), the
 //! reconciler keeps the transport in step (`reconcile`), and operators read and prune
 //! (`history`). Every function is re-exported here, so callers name `ledger::X` whatever file
 //! it is in.
@@ -13,6 +14,7 @@ mod claim;
 mod history;
 mod insert;
 mod reconcile;
+mod recording;
 mod requeue;
 mod settle;
 
@@ -28,6 +30,7 @@ pub use reconcile::{
     UnpushedJob, forget_pushed, mark_pushed, mark_pushed_in, queue_epoch, record_queue_epoch,
     unpushed,
 };
+pub use recording::{await_recordings, hold_recording};
 pub use requeue::{requeue, requeue_failed, requeue_held_by, requeue_stale};
 pub use settle::{Settlement, settle_many};
 
