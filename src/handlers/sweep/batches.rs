@@ -33,7 +33,7 @@ use crate::store::audit::BatchStamp;
 use crate::store::sweeps::{
     self as store, AccountPeople, Hold, SweepAccount, SweepUser, UserFacts,
 };
-use crate::store::{audit, ledger};
+use crate::store::{StoreError, audit, ledger};
 
 /// Pages' worth of users to change or warn gathered before they are sorted by account and
 /// changed: the more, the fewer batches (and events) each account is spread over.
@@ -121,6 +121,22 @@ struct Sweep<'r, 'a> {
     started: Instant,
 }
 
+/// A page of active users being read ([`Sweep::read_ahead`]).
+struct PageAhead(tokio::task::JoinHandle<Result<Vec<UserFacts>, StoreError>>);
+
+impl PageAhead {
+    async fn read(self) -> Result<Vec<UserFacts>, JobError> {
+        match self.0.await {
+            Ok(page) => Ok(page?),
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            // Cancelled: the runtime is shutting down; the job is retried after a restart.
+            Err(cancelled) => Err(JobError::Store(StoreError::Database(sqlx::Error::Io(
+                std::io::Error::other(cancelled.to_string()),
+            )))),
+        }
+    }
+}
+
 /// An account as the first pass leaves it: its rules (the last manager settled after the
 /// pass), its people, its tally, and whether the breaker stops its changes.
 struct Account {
@@ -138,14 +154,32 @@ impl Sweep<'_, '_> {
         i64::from(self.settings.batch_size)
     }
 
-    /// The next page of active users after `after_id`.
-    async fn page(&self, after_id: i64) -> Result<Vec<UserFacts>, JobError> {
-        let mut tx = self.rt.store.begin_read().await?;
-        let page =
-            store::active_user_facts_after(&mut tx, after_id, self.scope.account_id, self.batch())
-                .await?;
-        tx.rollback().await?;
-        Ok(page)
+    /// Starts reading the page of active users after `after_id`, on a task of its own: the
+    /// walk judges one page while the database reads the next, instead of each waiting for
+    /// the other.
+    fn read_ahead(&self, after_id: i64) -> PageAhead {
+        let store = self.rt.store.clone();
+        let (only, limit) = (self.scope.account_id, self.batch());
+        PageAhead(tokio::spawn(async move {
+            let mut tx = store.begin_read().await?;
+            let page = store::active_user_facts_after(&mut tx, after_id, only, limit).await?;
+            tx.rollback().await?;
+            Ok(page)
+        }))
+    }
+
+    /// The page `ahead` reads, and the read of the one after it started (`None`: this page
+    /// is the last).
+    async fn next_page(
+        &self,
+        ahead: PageAhead,
+    ) -> Result<(Vec<UserFacts>, Option<PageAhead>), JobError> {
+        let page = ahead.read().await?;
+        let following = match page.last() {
+            Some(last) if page.len() as i64 == self.batch() => Some(self.read_ahead(last.id)),
+            _ => None,
+        };
+        Ok((page, following))
     }
 
     /// Loads the accounts of `page` not seen before: their rules, people and holds.
@@ -205,9 +239,10 @@ impl Sweep<'_, '_> {
     ) -> Result<(HashMap<i64, Account>, Option<Vec<(i64, i64, Action)>>), JobError> {
         let mut wanted = Some(Vec::new());
         let mut accounts = HashMap::new();
-        let mut after = 0;
-        loop {
-            let mut page = self.page(after).await?;
+        let mut ahead = Some(self.read_ahead(0));
+        while let Some(reading) = ahead {
+            let (mut page, following) = self.next_page(reading).await?;
+            ahead = following;
             self.load_accounts(&mut accounts, &page).await?;
             for user in &mut page {
                 let Some(account) = accounts.get_mut(&user.account_id) else {
@@ -232,10 +267,6 @@ impl Sweep<'_, '_> {
                 }
             }
             totals.users += page.len() as u64;
-            match page.last() {
-                Some(last) if page.len() as i64 == self.batch() => after = last.id,
-                _ => break,
-            }
         }
         self.log_progress("tallied", totals);
         Ok((accounts, wanted))
@@ -283,10 +314,11 @@ impl Sweep<'_, '_> {
         totals: &mut Totals,
     ) -> Result<(), JobError> {
         let mut candidates: Vec<(i64, i64)> = Vec::new();
-        let mut after = 0;
         totals.users = 0;
-        loop {
-            let mut page = self.page(after).await?;
+        let mut ahead = Some(self.read_ahead(0));
+        while let Some(reading) = ahead {
+            let (mut page, following) = self.next_page(reading).await?;
+            ahead = following;
             for user in &mut page {
                 // An account created since the first pass is left to the next run.
                 let Some(account) = accounts.get(&user.account_id) else {
@@ -299,14 +331,9 @@ impl Sweep<'_, '_> {
                 }
             }
             totals.users += page.len() as u64;
-            let finished = (page.len() as i64) < self.batch();
-            if candidates.len() >= self.candidates_held() || finished {
+            if candidates.len() >= self.candidates_held() || ahead.is_none() {
                 let gathered = std::mem::take(&mut candidates);
                 self.apply_sorted(accounts, gathered, totals).await?;
-            }
-            match page.last() {
-                Some(last) if !finished => after = last.id,
-                _ => break,
             }
         }
         Ok(())
