@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::JobError;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::store::audit::AuditStamp;
+use crate::store::audit::{self, AuditStamp, Audited, BatchStamp, Changed};
 use crate::store::{Store, StoreError, Tx, ledger};
 
 /// What a handler runs with besides its transaction.
@@ -71,9 +71,18 @@ pub struct JobTx {
     account_id: i64,
     user_id: Option<i64>,
     follow_ups: Vec<FollowUp>,
-    /// A batch of a job that commits in many transactions (a sweep): the last audit row
-    /// id before it began. Its event lists only the rows after; no applied mark is written.
-    batch_after_audit_id: Option<i64>,
+    /// A batch of a job that commits in many transactions (a sweep): the audit rows it
+    /// wrote ([`JobTx::audit_batch`]), which its events list; no applied mark is written.
+    /// `None` outside a batch.
+    batch: Option<Vec<BatchChange>>,
+}
+
+/// An audit row a batch wrote, as its event lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchChange {
+    pub audited: Audited,
+    pub entity: &'static str,
+    pub action: &'static str,
 }
 
 /// A committed-to-be job transaction taken apart, for the registry to commit.
@@ -83,7 +92,7 @@ pub struct JobTxParts {
     pub account_id: i64,
     pub user_id: Option<i64>,
     pub follow_ups: Vec<FollowUp>,
-    pub batch_after_audit_id: Option<i64>,
+    pub batch: Option<Vec<BatchChange>>,
 }
 
 impl JobTx {
@@ -104,7 +113,7 @@ impl JobTx {
             account_id,
             user_id,
             follow_ups: Vec::new(),
-            batch_after_audit_id: None,
+            batch: None,
         }))
     }
 
@@ -112,18 +121,40 @@ impl JobTx {
     /// transactions (a sweep), possibly in many accounts: its event is one per account its
     /// rows changed. A batch is idempotent by its own statements (each change is guarded by
     /// the state it leaves), not by the job's applied mark: a rerun after a crash finishes
-    /// what the batches before did not, and changes nothing twice.
+    /// what the batches before did not, and changes nothing twice. A batch audits through
+    /// [`JobTx::audit_batch`], so that its events list what it changed and nothing another
+    /// batch of the same job committed meanwhile (batches may run side by side).
     pub async fn begin_batch(store: &Store, job_id: Uuid) -> Result<Self, StoreError> {
-        let mut tx = store.begin().await?;
-        let after = crate::store::audit::last_id(&mut tx).await?;
         Ok(Self {
-            tx,
+            tx: store.begin().await?,
             job_id,
             account_id: 0,
             user_id: None,
             follow_ups: Vec::new(),
-            batch_after_audit_id: Some(after),
+            batch: Some(Vec::new()),
         })
+    }
+
+    /// Audits `changed` (rows of `entity`, in any accounts, each changed by `action`) in
+    /// this transaction; in a batch, its events list them. Returns how many rows.
+    pub async fn audit_batch(
+        &mut self,
+        stamp: &BatchStamp,
+        entity: &'static str,
+        action: &'static str,
+        changed: &[Changed],
+    ) -> Result<u64, StoreError> {
+        let audited =
+            audit::record_changed_across(&mut self.tx, stamp, entity, action, changed).await?;
+        let count = audited.len() as u64;
+        if let Some(batch) = &mut self.batch {
+            batch.extend(audited.into_iter().map(|audited| BatchChange {
+                audited,
+                entity,
+                action,
+            }));
+        }
+        Ok(count)
     }
 
     /// Records that the job turned out to be about `user_id` (a user it created, a buyer it
@@ -176,7 +207,7 @@ impl JobTx {
             account_id: self.account_id,
             user_id: self.user_id,
             follow_ups: self.follow_ups,
-            batch_after_audit_id: self.batch_after_audit_id,
+            batch: self.batch,
         }
     }
 }

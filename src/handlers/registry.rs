@@ -95,7 +95,7 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
         account_id,
         user_id,
         follow_ups,
-        batch_after_audit_id,
+        batch,
     } = tx.into_parts();
     let requests = follow_ups
         .into_iter()
@@ -116,22 +116,25 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
     // A job that commits once has one event, about its subject. A batch of a job that
     // commits in many transactions (a sweep) has one per account its rows changed, each of
     // that account's rows only, numbered by its first row (`events (job_id, batch)`).
-    let events: Vec<EventOf> = match batch_after_audit_id {
-        Some(after) => {
-            let mut by_account: Vec<(i64, i64, Vec<audit::AuditRow>)> = Vec::new();
+    let events: Vec<EventOf> = match batch {
+        Some(mut changes) => {
+            changes.sort_unstable_by_key(|change| change.audited.id);
+            let mut by_account: Vec<(i64, i64, Vec<Change<'_>>)> = Vec::new();
             let mut index: std::collections::HashMap<i64, usize> = Default::default();
-            for row in audit::for_job_after(&mut tx, job_id, after).await? {
-                match index.get(&row.account_id) {
-                    Some(at) => by_account[*at].2.push(row),
+            for change in &changes {
+                let audited = change.audited;
+                let listed = (change.entity, audited.entity_id, change.action);
+                match index.get(&audited.account_id) {
+                    Some(at) => by_account[*at].2.push(listed),
                     None => {
-                        index.insert(row.account_id, by_account.len());
-                        by_account.push((row.account_id, row.id, vec![row]));
+                        index.insert(audited.account_id, by_account.len());
+                        by_account.push((audited.account_id, audited.id, vec![listed]));
                     }
                 }
             }
             by_account
                 .into_iter()
-                .map(|(account_id, batch, rows)| EventOf::new(account_id, None, batch, &rows))
+                .map(|(account_id, batch, rows)| EventOf::new(account_id, None, batch, rows))
                 .collect()
         }
         None => {
@@ -139,7 +142,12 @@ pub async fn commit(rt: &Runtime<'_>, tx: JobTx, kind: &str) -> Result<(), JobEr
             let rows = audit::for_job(&mut tx, job_id).await?;
             // A job that changed nothing has no event.
             (!rows.is_empty())
-                .then(|| EventOf::new(account_id, user_id, 0, &rows))
+                .then(|| {
+                    let listed = rows
+                        .iter()
+                        .map(|row| (row.entity.as_str(), row.entity_id, row.action.as_str()));
+                    EventOf::new(account_id, user_id, 0, listed)
+                })
                 .into_iter()
                 .collect()
         }
@@ -175,15 +183,24 @@ struct EventOf {
     changes: String,
 }
 
+/// One change an event lists: the entity, its id, the action.
+type Change<'a> = (&'a str, i64, &'a str);
+
 impl EventOf {
-    fn new(account_id: i64, user_id: Option<i64>, batch: i64, rows: &[audit::AuditRow]) -> Self {
+    /// The event of the changes `rows`, in their order (the audit log's).
+    fn new<'a>(
+        account_id: i64,
+        user_id: Option<i64>,
+        batch: i64,
+        rows: impl IntoIterator<Item = Change<'a>>,
+    ) -> Self {
         let changes: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|row| {
+            .into_iter()
+            .map(|(entity, entity_id, action)| {
                 serde_json::json!({
-                    "entity": row.entity,
-                    "entity_id": row.entity_id,
-                    "action": row.action,
+                    "entity": entity,
+                    "entity_id": entity_id,
+                    "action": action,
                 })
             })
             .collect();

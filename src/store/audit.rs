@@ -89,32 +89,44 @@ pub async fn record_changed(
         job_id: stamp.job_id,
         at: stamp.at,
     };
-    record_changed_across(tx, &batch, entity, action, &changed).await
+    let audited = record_changed_across(tx, &batch, entity, action, &changed).await?;
+    Ok(audited.len() as u64)
 }
 
-/// [`record_changed`] for rows of many accounts, each audited in its own.
+/// An audit row just written by [`record_changed_across`]: its id, and the account and
+/// entity it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Audited {
+    pub id: i64,
+    pub account_id: i64,
+    pub entity_id: i64,
+}
+
+/// [`record_changed`] for rows of many accounts, each audited in its own. Returns the rows
+/// written.
 pub async fn record_changed_across(
     tx: &mut Tx,
     stamp: &BatchStamp,
     entity: &str,
     action: &str,
     changed: &[Changed],
-) -> Result<u64, StoreError> {
+) -> Result<Vec<Audited>, StoreError> {
     if changed.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     match tx {
         // One statement whatever the count: a salesperson may hold thousands of contacts.
         Tx::Postgres(tx) => {
             let column = |f: fn(&Changed) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
             let details: Vec<&str> = changed.iter().map(|row| row.detail.as_str()).collect();
-            sqlx::query(
+            Ok(sqlx::query_as(
                 "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action,
                                         detail, at)
                  SELECT changed.account_id, $1, $2, $3, changed.id, $4, changed.detail, $5
                    FROM UNNEST($6::int8[], $7::int8[], $8::text[]) WITH ORDINALITY
                         AS changed (account_id, id, detail, position)
-                  ORDER BY changed.position",
+                  ORDER BY changed.position
+                 RETURNING id, account_id, entity_id",
             )
             .bind(stamp.actor.as_str())
             .bind(stamp.job_id)
@@ -124,18 +136,37 @@ pub async fn record_changed_across(
             .bind(column(|row| row.account_id))
             .bind(column(|row| row.entity_id))
             .bind(details)
-            .execute(&mut **tx)
-            .await?;
+            .fetch_all(&mut **tx)
+            .await?)
         }
         // In process: a statement per row costs no round trip.
-        Tx::Sqlite(_) => {
+        Tx::Sqlite(tx) => {
+            let mut audited = Vec::with_capacity(changed.len());
             for row in changed {
-                let stamp = stamp.in_account(row.account_id);
-                record(tx, &stamp, entity, row.entity_id, action, &row.detail).await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id,
+                                            action, detail, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(row.account_id)
+                .bind(stamp.actor.as_str())
+                .bind(stamp.job_id)
+                .bind(entity)
+                .bind(row.entity_id)
+                .bind(action)
+                .bind(row.detail.as_str())
+                .bind(stamp.at)
+                .fetch_one(&mut **tx)
+                .await?;
+                audited.push(Audited {
+                    id,
+                    account_id: row.account_id,
+                    entity_id: row.entity_id,
+                });
             }
+            Ok(audited)
         }
     }
-    Ok(changed.len() as u64)
 }
 
 /// Rows of the audit log, oldest first, for tests, the CLI and the demo.
@@ -159,26 +190,4 @@ pub async fn for_job(tx: &mut Tx, job_id: Uuid) -> Result<Vec<AuditRow>, StoreEr
           WHERE job_id = $1 ORDER BY id",
         job_id
     )
-}
-
-/// The audit rows of `job_id` after row `after_id`: those of one batch of a job that
-/// commits in many transactions.
-pub async fn for_job_after(
-    tx: &mut Tx,
-    job_id: Uuid,
-    after_id: i64,
-) -> Result<Vec<AuditRow>, StoreError> {
-    super::fetch_all!(
-        tx,
-        AuditRow,
-        "SELECT id, account_id, actor, job_id, entity, entity_id, action, detail FROM audit_log
-          WHERE job_id = $1 AND id > $2 ORDER BY id",
-        job_id,
-        after_id
-    )
-}
-
-/// The id of the last audit row (0 when there is none).
-pub async fn last_id(tx: &mut Tx) -> Result<i64, StoreError> {
-    super::fetch_scalar!(tx, "SELECT COALESCE(MAX(id), 0) FROM audit_log")
 }

@@ -87,6 +87,30 @@ pub async fn text(env: &TestEnv, sql: &str, id: i64) -> String {
     .unwrap_or_else(|error| panic!("read: {error}"))
 }
 
+/// Every user the sweep events of `account` list, in event order, each as often as listed.
+pub async fn users_listed_in_events(env: &TestEnv, account: i64) -> Vec<i64> {
+    let sql = "SELECT changes FROM events WHERE account_id = $1 AND kind LIKE 'sweep::%'
+                ORDER BY id";
+    let events: Vec<String> = match env.store() {
+        Store::Postgres(pool) => sqlx::query_scalar(sql).bind(account).fetch_all(pool).await,
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(account).fetch_all(pool).await,
+    }
+    .unwrap_or_else(|error| panic!("read events: {error}"));
+    events
+        .iter()
+        .flat_map(|changes| {
+            let changes: serde_json::Value = serde_json::from_str(changes).unwrap();
+            changes
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|change| change["entity"] == "user")
+                .map(|change| change["entity_id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 pub async fn status(env: &TestEnv, user: i64) -> String {
     text(env, "SELECT status FROM users WHERE id = $1", user).await
 }

@@ -11,7 +11,9 @@
 //! registry (rows, audit, emails, one event per account). A batch reads its users again,
 //! locked, and judges them on what it locked. Every change is guarded by the state it
 //! leaves and every warning by its marker, so a rerun after a crash finishes the rest and
-//! repeats nothing; the job is marked applied once both passes are done.
+//! repeats nothing; the job is marked applied once both passes are done. On PostgreSQL
+//! [`BATCHES_IN_FLIGHT_POSTGRES`] batches run side by side, on users no other batch holds;
+//! each batch's events list the audit rows it wrote itself (`JobTx::audit_batch`).
 //!
 //! Memory: a tally per account (a few hundred bytes), and at most
 //! [`CANDIDATE_PAGES_HELD`] pages' worth of (account, user) ids: never the users.
@@ -21,6 +23,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use super::{AccountRules, Action, Breaker, Counts, Scope, SweepKind, signals};
 use crate::config::SweepSettings;
@@ -29,15 +33,21 @@ use crate::handlers::outbox::{EmailTo, record_emails};
 use crate::handlers::registry::{Runtime, commit};
 use crate::handlers::{JobError, JobTx, Outcome};
 use crate::mail::render::Template;
-use crate::store::audit::BatchStamp;
+use crate::store::audit::{AuditStamp, BatchStamp, Changed};
 use crate::store::sweeps::{
     self as store, AccountPeople, Hold, SweepAccount, SweepUser, UserFacts,
 };
-use crate::store::{StoreError, audit, ledger};
+use crate::store::{Dialect, StoreError, ledger};
 
 /// Pages' worth of users to change or warn gathered before they are sorted by account and
 /// changed: the more, the fewer batches (and events) each account is spread over.
 const CANDIDATE_PAGES_HELD: usize = 100;
+
+/// Batches in their own transactions at once on PostgreSQL. One batch at a time left a
+/// core idle: the database worked while the service judged, rendered and pushed, and the
+/// other way round. Two keep both busy; their users are distinct, so they wait on no row of
+/// each other's. SQLite has one writer: one at a time there.
+const BATCHES_IN_FLIGHT_POSTGRES: usize = 2;
 
 /// What a run did, for its outcome and log line.
 #[derive(Debug, Default)]
@@ -348,8 +358,35 @@ impl Sweep<'_, '_> {
         totals: &mut Totals,
     ) -> Result<(), JobError> {
         candidates.sort_unstable();
-        for batch in candidates.chunks(self.settings.batch_size as usize) {
-            self.apply_batch(accounts, batch, totals).await?;
+        let in_flight = match self.rt.store.dialect() {
+            Dialect::Postgres => BATCHES_IN_FLIGHT_POSTGRES,
+            Dialect::Sqlite => 1,
+        };
+        let mut batches = candidates.chunks(self.settings.batch_size as usize);
+        let mut applying = FuturesUnordered::new();
+        let mut failed = None;
+        loop {
+            // After a failure no batch starts, and those under way finish: what they did
+            // is kept, and the retry has less left to do.
+            while failed.is_none() && applying.len() < in_flight {
+                let Some(batch) = batches.next() else { break };
+                applying.push(self.apply_batch(accounts, batch));
+            }
+            let Some(applied) = applying.next().await else {
+                break;
+            };
+            match applied {
+                Ok((changed, warned)) => {
+                    totals.changed += changed;
+                    totals.warnings += warned;
+                }
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = failed {
+            return Err(error);
         }
         self.log_progress("changed", totals);
         Ok(())
@@ -405,10 +442,9 @@ impl Sweep<'_, '_> {
         &self,
         by_account: &HashMap<i64, Account>,
         candidates: &[(i64, i64)],
-        totals: &mut Totals,
-    ) -> Result<(), JobError> {
+    ) -> Result<(u64, u64), JobError> {
         if candidates.is_empty() {
-            return Ok(());
+            return Ok((0, 0));
         }
         let at = self.scope.at;
         let ctx = self.rt.context();
@@ -435,7 +471,7 @@ impl Sweep<'_, '_> {
                         "deadline": deadline,
                         "at": at,
                     });
-                    due.push(audit::Changed {
+                    due.push(Changed {
                         account_id: user.user.account_id,
                         entity_id: user.user.id,
                         detail: detail.to_string(),
@@ -452,12 +488,14 @@ impl Sweep<'_, '_> {
         let warned =
             store::mark_warnings(&mut tx, self.kind.warning().as_str(), &warnings, stamp.at)
                 .await?;
-        let changed = match self.kind {
-            SweepKind::LockIdle => store::lock_idle(&mut tx, &stamp, &due).await?,
-            SweepKind::ExpirePasswords => {
-                store::require_password_change(&mut tx, &stamp, &due).await?
-            }
+        let (changed, action) = match self.kind {
+            SweepKind::LockIdle => (store::lock_idle(&mut tx, stamp.at, &due).await?, "locked"),
+            SweepKind::ExpirePasswords => (
+                store::require_password_change(&mut tx, stamp.at, &due).await?,
+                "password_expired",
+            ),
         };
+        tx.audit_batch(&stamp, "user", action, &changed).await?;
         let users: HashMap<i64, &SweepUser> =
             locked.iter().map(|user| (user.user.id, user)).collect();
         let mut emails = Vec::with_capacity(warned.len() + changed.len());
@@ -498,9 +536,7 @@ impl Sweep<'_, '_> {
         }
         record_emails(&ctx, &mut tx, emails).await?;
         commit(self.rt, tx, self.name).await?;
-        totals.changed += changed.len() as u64;
-        totals.warnings += warned.len() as u64;
-        Ok(())
+        Ok((changed.len() as u64, warned.len() as u64))
     }
 }
 
@@ -534,15 +570,7 @@ async fn record_verdict(
                     "active_users": hold.active_users, "share": hold.share,
                     "breaker_share": settings.breaker_share,
                 });
-                audit::record(
-                    &mut tx,
-                    &stamp,
-                    "account",
-                    account_id,
-                    "sweep_held",
-                    &detail.to_string(),
-                )
-                .await?;
+                audit_account(&mut tx, &stamp, "sweep_held", detail).await?;
             }
             tracing::error!(
                 account_id,
@@ -566,21 +594,35 @@ async fn record_verdict(
             .await?
             {
                 let detail = serde_json::json!({ "sweep": kind.as_str() });
-                audit::record(
-                    &mut tx,
-                    &stamp,
-                    "account",
-                    account_id,
-                    "sweep_hold_confirmed",
-                    &detail.to_string(),
-                )
-                .await?;
+                audit_account(&mut tx, &stamp, "sweep_hold_confirmed", detail).await?;
             }
         }
         // Neither writes: the caller takes no transaction for them.
         Breaker::Held | Breaker::Clear => {}
     }
     commit(rt, tx, name).await
+}
+
+/// Audits a verdict on the account of `stamp` in the batch `tx`.
+async fn audit_account(
+    tx: &mut JobTx,
+    stamp: &AuditStamp,
+    action: &'static str,
+    detail: serde_json::Value,
+) -> Result<(), JobError> {
+    let batch = BatchStamp {
+        actor: stamp.actor.clone(),
+        job_id: stamp.job_id,
+        at: stamp.at,
+    };
+    let changed = Changed {
+        account_id: stamp.account_id,
+        entity_id: stamp.account_id,
+        detail: detail.to_string(),
+    };
+    tx.audit_batch(&batch, "account", action, &[changed])
+        .await?;
+    Ok(())
 }
 
 fn warning_email(

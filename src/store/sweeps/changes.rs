@@ -1,22 +1,21 @@
-//! What a sweep's batch writes: the users it locks or makes change their password, audited
-//! (one statement for every account of the batch on PostgreSQL), and the staged-warning
-//! markers that make each warning go out once.
+//! What a sweep's batch writes: the users it locks or makes change their password (one
+//! statement for every account of the batch on PostgreSQL; the batch audits what they
+//! return, `JobTx::audit_batch`), and the staged-warning markers that make each warning go
+//! out once.
 
 use chrono::{DateTime, Utc};
 
-use crate::store::audit::{self, BatchStamp, Changed};
+use crate::store::audit::Changed;
 use crate::store::{StoreError, Tx, fetch_optional};
 
 /// Runs `set` on those of `due` (a user each: who, in which account, the audit detail)
-/// still `active` and matching `still_due`, each in its own account (`$1` the instant),
-/// audits each changed row as `action`, and returns the changed users (a rerun changes and
-/// audits none twice).
+/// still `active` and matching `still_due`, each in its own account (`$1` the instant), and
+/// returns the changed users, to be audited (a rerun changes none twice).
 async fn change_due(
     tx: &mut Tx,
-    stamp: &BatchStamp,
+    at: DateTime<Utc>,
     set: &'static str,
     still_due: &'static str,
-    action: &str,
     due: &[Changed],
 ) -> Result<Vec<Changed>, StoreError> {
     if due.is_empty() {
@@ -32,7 +31,7 @@ async fn change_due(
                     AND u.status = 'active' {still_due}
                 RETURNING u.account_id, u.id"
             )))
-            .bind(stamp.at)
+            .bind(at)
             .bind(due.iter().map(|user| user.account_id).collect::<Vec<_>>())
             .bind(due.iter().map(|user| user.entity_id).collect::<Vec<_>>())
             .fetch_all(&mut **tx)
@@ -48,7 +47,7 @@ async fn change_due(
             let mut changed = Vec::new();
             for user in due {
                 let row: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(stamp.at)
+                    .bind(at)
                     .bind(user.account_id)
                     .bind(user.entity_id)
                     .fetch_optional(&mut **tx)
@@ -64,41 +63,31 @@ async fn change_due(
         .filter(|user| changed.contains(&(user.account_id, user.entity_id)))
         .cloned()
         .collect();
-    audit::record_changed_across(tx, stamp, "user", action, &changed).await?;
     Ok(changed)
 }
 
-/// Locks (`idle`) those of `due` still active, auditing each with its detail; returns the
-/// users this call locked.
+/// Locks (`idle`) those of `due` still active at `at`; returns the users this call locked,
+/// with their audit detail.
 pub async fn lock_idle(
     tx: &mut Tx,
-    stamp: &BatchStamp,
+    at: DateTime<Utc>,
     due: &[Changed],
 ) -> Result<Vec<Changed>, StoreError> {
-    change_due(
-        tx,
-        stamp,
-        "status = 'locked', lock_reason = 'idle'",
-        "",
-        "locked",
-        due,
-    )
-    .await
+    change_due(tx, at, "status = 'locked', lock_reason = 'idle'", "", due).await
 }
 
-/// Sets must-change-password on those of `due` still active without it, auditing each;
-/// returns the users this call changed.
+/// Sets must-change-password at `at` on those of `due` still active without it; returns
+/// the users this call changed, with their audit detail.
 pub async fn require_password_change(
     tx: &mut Tx,
-    stamp: &BatchStamp,
+    at: DateTime<Utc>,
     due: &[Changed],
 ) -> Result<Vec<Changed>, StoreError> {
     change_due(
         tx,
-        stamp,
+        at,
         "must_change_password = TRUE",
         "AND must_change_password = FALSE",
-        "password_expired",
         due,
     )
     .await
