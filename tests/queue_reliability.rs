@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{Backend, TestEnv};
 use lifecycle::demo::crm_data::{self, NewUser};
-use lifecycle::queue::EnqueueRequest;
+use lifecycle::queue::{AfterCommit, EnqueueRequest};
+use lifecycle::store::Tx;
 use lifecycle_jobs::{Job, Noop, ReleaseLicense};
 
 /// A license whose release is not due yet: ReleaseLicense fails transiently on it.
@@ -204,6 +205,19 @@ async fn a_queue_wiped_while_running_keeps_being_consumed(backend: Backend) {
     assert_eq!(second.state, "done", "the consumer recovered");
 }
 
+/// `count` no-op jobs recorded as a handler's follow-ups are (`Queue::enqueue_all_in`) in
+/// a transaction left open, and what to push once it commits.
+async fn noops_in_open_transaction(env: &TestEnv, count: usize) -> (Tx, AfterCommit) {
+    let mut tx = env.tx().await;
+    let after_commit = env
+        .app
+        .queue
+        .enqueue_all_in(&mut tx, common::noop_requests(count))
+        .await
+        .unwrap();
+    (tx, after_commit)
+}
+
 /// Jobs recorded inside a transaction (a handler's follow-ups, `Queue::enqueue_all_in`)
 /// that a reader is handed before the transaction ends. On PostgreSQL with Redis they are
 /// pushed before the commit (their rows are written once, already marked pushed): the
@@ -216,13 +230,7 @@ async fn jobs_read_before_their_transaction_ends_wait_for_it(backend: Backend) {
     let env = TestEnv::start(backend).await;
     let mut reader = env.app.queue.reader("early-reader".into()).await.unwrap();
     for commit in [true, false] {
-        let mut tx = env.tx().await;
-        let after_commit = env
-            .app
-            .queue
-            .enqueue_all_in(&mut tx, common::noop_requests(JOBS))
-            .await
-            .unwrap();
+        let (tx, after_commit) = noops_in_open_transaction(&env, JOBS).await;
         let reading = tokio::spawn(async move {
             let batch = reader.next_batch(JOBS).await.unwrap();
             (reader, batch)
@@ -281,13 +289,7 @@ async fn follow_ups_racing_the_workers_run_once(backend: Backend) {
     env.start_worker();
     let mut committed = 0;
     for round in 0..ROUNDS {
-        let mut tx = env.tx().await;
-        let after_commit = env
-            .app
-            .queue
-            .enqueue_all_in(&mut tx, common::noop_requests(JOBS))
-            .await
-            .unwrap();
+        let (tx, after_commit) = noops_in_open_transaction(&env, JOBS).await;
         // From no wait to long enough for the workers to read every entry first.
         tokio::time::sleep(Duration::from_millis((round % 6) as u64 * 5)).await;
         if round % 3 == 2 {
