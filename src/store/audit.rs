@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{StoreError, Tx, execute};
+use super::{StoreError, Tx, fetch_scalar};
 
 /// Who made a change and under which job, stamped on every audit row of that job.
 #[derive(Debug, Clone)]
@@ -12,6 +12,17 @@ pub struct AuditStamp {
     pub actor: String,
     pub job_id: Uuid,
     pub at: DateTime<Utc>,
+}
+
+impl AuditStamp {
+    /// The same stamp for rows that each name their own account.
+    pub fn across_accounts(&self) -> BatchStamp {
+        BatchStamp {
+            actor: self.actor.clone(),
+            job_id: self.job_id,
+            at: self.at,
+        }
+    }
 }
 
 /// An [`AuditStamp`] for a change across accounts (a sweep's batch): each row it stamps
@@ -50,10 +61,23 @@ pub async fn record(
     action: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    execute!(
+    insert(tx, stamp, entity, entity_id, action, detail).await?;
+    Ok(())
+}
+
+/// [`record`], returning the row's id.
+async fn insert(
+    tx: &mut Tx,
+    stamp: &AuditStamp,
+    entity: &str,
+    entity_id: i64,
+    action: &str,
+    detail: &str,
+) -> Result<i64, StoreError> {
+    fetch_scalar!(
         tx,
         "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id, action, detail, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         stamp.account_id,
         stamp.actor.as_str(),
         stamp.job_id,
@@ -62,8 +86,7 @@ pub async fn record(
         action,
         detail,
         stamp.at
-    )?;
-    Ok(())
+    )
 }
 
 /// Audits each row a set-based change returned, as `(id, detail)`, in the order given.
@@ -84,12 +107,8 @@ pub async fn record_changed(
             detail: detail.clone(),
         })
         .collect();
-    let batch = BatchStamp {
-        actor: stamp.actor.clone(),
-        job_id: stamp.job_id,
-        at: stamp.at,
-    };
-    let audited = record_changed_across(tx, &batch, entity, action, &changed).await?;
+    let audited =
+        record_changed_across(tx, &stamp.across_accounts(), entity, action, &changed).await?;
     Ok(audited.len() as u64)
 }
 
@@ -140,24 +159,11 @@ pub async fn record_changed_across(
             .await?)
         }
         // In process: a statement per row costs no round trip.
-        Tx::Sqlite(tx) => {
+        Tx::Sqlite(_) => {
             let mut audited = Vec::with_capacity(changed.len());
             for row in changed {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO audit_log (account_id, actor, job_id, entity, entity_id,
-                                            action, detail, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(row.account_id)
-                .bind(stamp.actor.as_str())
-                .bind(stamp.job_id)
-                .bind(entity)
-                .bind(row.entity_id)
-                .bind(action)
-                .bind(row.detail.as_str())
-                .bind(stamp.at)
-                .fetch_one(&mut **tx)
-                .await?;
+                let stamp = stamp.in_account(row.account_id);
+                let id = insert(tx, &stamp, entity, row.entity_id, action, &row.detail).await?;
                 audited.push(Audited {
                     id,
                     account_id: row.account_id,
@@ -172,8 +178,6 @@ pub async fn record_changed_across(
 /// Rows of the audit log, oldest first, for tests, the CLI and the demo.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
-    pub id: i64,
-    pub account_id: i64,
     pub actor: String,
     pub job_id: Option<Uuid>,
     pub entity: String,
@@ -186,7 +190,7 @@ pub async fn for_job(tx: &mut Tx, job_id: Uuid) -> Result<Vec<AuditRow>, StoreEr
     super::fetch_all!(
         tx,
         AuditRow,
-        "SELECT id, account_id, actor, job_id, entity, entity_id, action, detail FROM audit_log
+        "SELECT actor, job_id, entity, entity_id, action, detail FROM audit_log
           WHERE job_id = $1 ORDER BY id",
         job_id
     )

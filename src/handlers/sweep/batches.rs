@@ -610,17 +610,12 @@ async fn audit_account(
     action: &'static str,
     detail: serde_json::Value,
 ) -> Result<(), JobError> {
-    let batch = BatchStamp {
-        actor: stamp.actor.clone(),
-        job_id: stamp.job_id,
-        at: stamp.at,
-    };
     let changed = Changed {
         account_id: stamp.account_id,
         entity_id: stamp.account_id,
         detail: detail.to_string(),
     };
-    tx.audit_batch(&batch, "account", action, &[changed])
+    tx.audit_batch(&stamp.across_accounts(), "account", action, &[changed])
         .await?;
     Ok(())
 }

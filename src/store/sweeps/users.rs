@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::store::users::UserRow;
-use crate::store::{StoreError, Tx, fetch_all, json_ids};
+use crate::store::{Dialect, StoreError, Tx, fetch_all, json_ids};
 
 /// An active user with what the sweeps judge them by.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -242,11 +242,11 @@ pub async fn active_users_locked(tx: &mut Tx, ids: &[i64]) -> Result<Vec<SweepUs
             .await?
         }
         Tx::Sqlite(tx) => {
+            let in_ids = Dialect::Sqlite.ids_in(1);
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE status = 'active' AND id IN (SELECT value FROM json_each($1))
-                 ORDER BY id"
+                "{COLUMNS} WHERE status = 'active' AND id IN {in_ids} ORDER BY id"
             )))
-            .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+            .bind(json_ids(ids))
             .fetch_all(&mut **tx)
             .await?
         }
